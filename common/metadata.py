@@ -1,0 +1,134 @@
+"""Session metadata: what the browser sends with `POST /api/token` and the agent reads at job start.
+
+One pydantic model, validated strictly at the token server (a 422 names the field) and leniently
+in the agent (`parse_metadata_lenient`: keep what is valid, default the rest, report the problems).
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from .languages import DEFAULT_LANGUAGE, normalize_language_code
+
+__all__ = [
+    "MAX_ANSWER_CHARS",
+    "MAX_FAQS",
+    "MAX_METADATA_BYTES",
+    "MAX_QUESTION_CHARS",
+    "Faq",
+    "FaqList",
+    "SessionMetadata",
+    "clean_text",
+    "parse_metadata_lenient",
+]
+
+MAX_FAQS = 50
+MAX_QUESTION_CHARS = 300
+MAX_ANSWER_CHARS = 1500
+# The token (and so the metadata inside it) travels in the WebSocket URL.
+MAX_METADATA_BYTES = 16 * 1024
+
+_KEPT_CONTROLS = {"\n", "\t"}
+
+
+def clean_text(value: str) -> str:
+    """NFC-normalise, drop control characters (but newline and tab) and trim.
+
+    FAQ text is pasted by people: stray control characters would only confuse the TTS and the
+    prompt, so they are removed rather than refused.
+    """
+    value = unicodedata.normalize("NFC", value.replace("\r\n", "\n").replace("\r", "\n"))
+    value = "".join(
+        ch for ch in value if ch in _KEPT_CONTROLS or unicodedata.category(ch) not in ("Cc", "Cs")
+    )
+    return value.strip()
+
+
+def _language(value: str) -> str:
+    return normalize_language_code(value)
+
+
+LanguageCode = Annotated[str, Field(min_length=1, max_length=35), AfterValidator(_language)]
+
+
+class Faq(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
+    answer: str = Field(min_length=1, max_length=MAX_ANSWER_CHARS)
+
+    @field_validator("question", "answer", mode="before")
+    @classmethod
+    def _clean(cls, value: Any) -> Any:
+        return clean_text(value) if isinstance(value, str) else value
+
+
+FaqList = Annotated[list[Faq], Field(max_length=MAX_FAQS)]
+
+
+class SessionMetadata(BaseModel):
+    """`{language, faqs?}` as in the frontend contract."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    language: LanguageCode = DEFAULT_LANGUAGE
+    faqs: FaqList = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _bounded_size(self) -> SessionMetadata:
+        size = len(self.to_json().encode())
+        if size > MAX_METADATA_BYTES:
+            raise ValueError(f"metadata is {size} bytes; at most {MAX_METADATA_BYTES} allowed")
+        return self
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), ensure_ascii=False, separators=(",", ":"))
+
+
+def _describe(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "metadata"
+        parts.append(f"{loc}: {e['msg']}")
+    return "; ".join(parts)
+
+
+def parse_metadata_lenient(raw: str | bytes | None) -> tuple[SessionMetadata, list[str]]:
+    """Parse metadata as the agent must: never raise, salvage each valid field, list problems."""
+    if raw is None or (isinstance(raw, str | bytes) and not raw.strip()):
+        return SessionMetadata(), ["metadata is empty"]
+    if len(raw) > 4 * MAX_METADATA_BYTES:
+        return SessionMetadata(), [f"metadata is {len(raw)} bytes; ignored"]
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return SessionMetadata(), [f"metadata is not JSON: {exc}"]
+    if not isinstance(data, dict):
+        return SessionMetadata(), [f"metadata is a JSON {type(data).__name__}, not an object"]
+    try:
+        return SessionMetadata.model_validate(data), []
+    except ValidationError as exc:
+        problems = [_describe(exc)]
+
+    kept: dict[str, Any] = {}
+    for field in ("language", "faqs"):
+        if field not in data:
+            continue
+        try:
+            SessionMetadata.model_validate({field: data[field]})
+        except ValidationError:
+            continue
+        kept[field] = data[field]
+    return SessionMetadata.model_validate(kept), problems

@@ -1,0 +1,1 @@
+"""Local development stack: the livekit-server build and runner, and the one-command dev launcher."""
