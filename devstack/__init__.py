@@ -1,1 +1,1 @@
-"""Local development stack: the livekit-server build and runner, and the one-command dev launcher."""
+"""Local stack: the livekit-server build and runner, and the one-command dev launcher."""

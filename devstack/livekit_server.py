@@ -50,8 +50,11 @@ def ensure_livekit_server(version: str = LIVEKIT_SERVER_VERSION) -> Path:
         raise RuntimeError("building livekit-server needs Go (>= 1.26) on PATH")
     gobin = binary.parent / "bin"
     gobin.mkdir(parents=True, exist_ok=True)
-    print(f"building livekit-server {version} with {go} (first run only, a few minutes)...",
-          file=sys.stderr, flush=True)
+    print(
+        f"building livekit-server {version} with {go} (first run only, a few minutes)...",
+        file=sys.stderr,
+        flush=True,
+    )
     env = {**os.environ, "GOBIN": str(gobin), "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"}
     subprocess.run([go, "install", "-v", f"{_MODULE}@{version}"], env=env, check=True)
     (gobin / "server").rename(binary)
