@@ -1,1 +1,1 @@
-"""Contract shared by the token server, the agent and the tools: metadata, languages, RPC protocol."""
+"""The contract shared by the token server, the agent and the tools."""
