@@ -1,0 +1,18 @@
+"""`python -m agent dev | start | console | download-files`: the livekit-agents CLI."""
+
+from __future__ import annotations
+
+import warnings
+
+from livekit.agents import cli
+
+from .worker import build_server
+
+# `cli.run_app` is the framework's documented CLI for these four commands; it warns that the
+# LiveKit Go CLI (`lk agent ...`) is the newer front end. Both run the same worker.
+warnings.filterwarnings(
+    "ignore", message="the built-in Python CLI is deprecated", category=DeprecationWarning
+)
+
+if __name__ == "__main__":
+    cli.run_app(build_server())

@@ -1,0 +1,101 @@
+"""The voice pipeline of one session: OpenAI(-compatible) STT, LLM and TTS, Silero VAD, turn
+detection, interruptions, all configured for one language and retunable mid-session.
+
+Everything here stays on the configured provider endpoint and loopback: the local turn detector
+(`turn-detector-v1-mini`, shipped in `livekit-local-inference`) and VAD-based interruption are
+chosen explicitly, because the framework's defaults in dev mode call LiveKit's cloud inference.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from livekit.agents import NOT_GIVEN, AgentSession, APIConnectOptions, NotGivenOr, inference, vad
+from livekit.agents.voice.agent_session import SessionConnectOptions
+from livekit.agents.voice.turn import TurnDetectionMode, TurnHandlingOptions
+from livekit.plugins import openai
+
+from common.languages import Language
+
+from .prompts import render_tts_instructions
+from .settings import Settings
+
+__all__ = ["OpenAIPipeline", "build_session", "build_turn_detector"]
+
+logger = logging.getLogger(__name__)
+
+# Provider calls: fail fast enough that a hung provider becomes a fallback line, not silence.
+_PROVIDER_CONN = APIConnectOptions(max_retry=2, retry_interval=0.5, timeout=10.0)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAIPipeline:
+    """The provider objects of one session, kept typed so the language can be switched."""
+
+    stt: openai.STT
+    llm: openai.LLM
+    tts: openai.TTS
+
+    @classmethod
+    def create(cls, settings: Settings, language: Language) -> OpenAIPipeline:
+        base_url: NotGivenOr[str] = settings.provider_base_url or NOT_GIVEN
+        api_key = settings.provider_api_key
+        return cls(
+            stt=openai.STT(
+                model=settings.stt_model,
+                language=language.stt_language,
+                use_realtime=False,
+                base_url=base_url,
+                api_key=api_key,
+            ),
+            llm=openai.LLM(model=settings.llm_model, base_url=base_url, api_key=api_key),
+            tts=openai.TTS(
+                model=settings.tts_model,
+                voice=language.tts_voice,
+                instructions=render_tts_instructions(language),
+                response_format="pcm",
+                base_url=base_url,
+                api_key=api_key,
+            ),
+        )
+
+    def apply_language(self, language: Language) -> None:
+        self.stt.update_options(language=language.stt_language)
+        self.tts.update_options(
+            voice=language.tts_voice, instructions=render_tts_instructions(language)
+        )
+
+
+def build_turn_detector() -> TurnDetectionMode:
+    """The local audio end-of-turn model, or VAD when it cannot load (logged)."""
+    try:
+        return inference.TurnDetector(version="v1-mini")
+    except Exception as exc:
+        logger.warning("local turn detector unavailable (%s); using VAD turn detection", exc)
+        return "vad"
+
+
+def build_session(
+    settings: Settings, language: Language, vad_model: vad.VAD
+) -> tuple[AgentSession[None], OpenAIPipeline]:
+    pipeline = OpenAIPipeline.create(settings, language)
+    turn_handling: TurnHandlingOptions = {
+        "turn_detection": build_turn_detector(),
+        "interruption": {"enabled": True, "mode": "vad"},
+        "preemptive_generation": {"enabled": True},
+    }
+    session: AgentSession[None] = AgentSession(
+        stt=pipeline.stt,
+        llm=pipeline.llm,
+        tts=pipeline.tts,
+        vad=vad_model,
+        turn_handling=turn_handling,
+        user_away_timeout=settings.agent_idle_timeout_seconds,
+        conn_options=SessionConnectOptions(
+            stt_conn_options=_PROVIDER_CONN,
+            llm_conn_options=_PROVIDER_CONN,
+            tts_conn_options=_PROVIDER_CONN,
+        ),
+    )
+    return session, pipeline

@@ -1,0 +1,131 @@
+"""Agent worker configuration: one typed `BaseSettings` read from the environment and `.env`.
+
+The names are the ones in `.env.example`. With neither `OPENAI_API_KEY` nor `OPENAI_BASE_URL`
+set, the worker talks to the team's offline OpenAI-compatible stand-in on loopback; set a key and
+the same code talks to OpenAI.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = [
+    "STANDIN_API_KEY",
+    "STANDIN_BASE_URL",
+    "Settings",
+    "SettingsError",
+    "get_settings",
+    "load_settings",
+]
+
+logger = logging.getLogger(__name__)
+
+STANDIN_BASE_URL = "http://127.0.0.1:8787/v1"
+# The stand-in ignores the key, but the OpenAI client refuses to start without one.
+STANDIN_API_KEY = "standin-no-key"
+
+
+class SettingsError(RuntimeError):
+    """The environment does not describe a usable agent; the message says what to fix."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    # The worker itself (the SDK reads LIVEKIT_URL / KEY / SECRET; they are passed explicitly).
+    livekit_url: str = Field(default="ws://127.0.0.1:7880", min_length=1)
+    livekit_api_key: str | None = None
+    livekit_api_secret: SecretStr | None = None
+    agent_name: str = Field(default="avatar-agent", min_length=1, max_length=128)
+    agent_http_host: str = "127.0.0.1"
+    agent_http_port: int = Field(default=8081, ge=0, le=65535)
+    agent_num_idle_processes: int = Field(default=1, ge=0, le=64)
+
+    # Providers (OpenAI or any OpenAI-compatible endpoint).
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    llm_model: str = Field(default="gpt-4.1-mini", min_length=1)
+    stt_model: str = Field(default="gpt-4o-mini-transcribe", min_length=1)
+    tts_model: str = Field(default="gpt-4o-mini-tts", min_length=1)
+
+    # Session lifecycle.
+    agent_idle_timeout_seconds: float = Field(default=120.0, gt=0)
+    agent_user_rejoin_grace_seconds: float = Field(default=20.0, ge=0)
+
+    # agent_state_changed delivery to the page.
+    agent_state_rpc_retry_budget_seconds: float = Field(default=15.0, gt=0)
+    agent_state_rpc_response_timeout_seconds: float = Field(default=5.0, gt=0)
+
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _normalise_case(cls, value: Any, info: ValidationInfo) -> Any:
+        if not isinstance(value, str):
+            return value
+        return value.strip().upper() if info.field_name == "log_level" else value.strip().lower()
+
+    @property
+    def uses_standin(self) -> bool:
+        return self.openai_api_key is None and self.openai_base_url is None
+
+    @property
+    def provider_base_url(self) -> str | None:
+        """Where the OpenAI clients send requests; None means the OpenAI default."""
+        if self.uses_standin:
+            return STANDIN_BASE_URL
+        return self.openai_base_url
+
+    @property
+    def provider_api_key(self) -> str:
+        if self.openai_api_key is not None:
+            return self.openai_api_key.get_secret_value()
+        return STANDIN_API_KEY
+
+    def describe_providers(self) -> str:
+        """One log line naming where the providers are (never the key)."""
+        if self.uses_standin:
+            return (
+                f"no OPENAI_API_KEY and no OPENAI_BASE_URL: using the offline stand-in at "
+                f"{STANDIN_BASE_URL} (start it with `python -m standin`)"
+            )
+        where = self.openai_base_url or "OpenAI"
+        key = "set" if self.openai_api_key is not None else "not set (dummy key sent)"
+        return (
+            f"providers at {where} (API key {key}); llm={self.llm_model} "
+            f"stt={self.stt_model} tts={self.tts_model}"
+        )
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        name = ".".join(str(part) for part in error["loc"]).upper() or "settings"
+        reason = "is missing" if error["type"] == "missing" else error["msg"]
+        lines.append(f"  {name}: {reason}")
+    return "invalid agent settings (environment or .env):\n" + "\n".join(lines)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings, raising `SettingsError` with one line per problem (values never shown)."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

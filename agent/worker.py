@@ -1,0 +1,134 @@
+"""The composition root: the worker (`build_server`), its prewarm, and the session entrypoint.
+
+The entrypoint reads as a table of contents; each behaviour lives in its own module.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from livekit.agents import AgentServer, JobContext, JobProcess, room_io
+from livekit.plugins import silero
+
+from common.languages import get_language
+
+from .conversation import AvatarAgent, Conversation
+from .lifecycle import (
+    end_job_when_session_closes,
+    end_when_idle,
+    speak_fallback_on_errors,
+    wait_for_rejoin,
+)
+from .logs import apply_log_format
+from .pipeline import build_session
+from .prompts import preload_prompts
+from .rpc import AgentRpc, register_rpc_methods
+from .settings import Settings, get_settings
+from .state_notifier import RetryPolicy, notify_state_changes
+from .tasks import BackgroundTasks
+from .user import choose_metadata, follow_metadata_changes, wait_for_user
+
+__all__ = ["VAD_KEY", "build_server", "entrypoint", "prewarm"]
+
+logger = logging.getLogger(__name__)
+
+VAD_KEY = "vad"
+
+
+def prewarm(proc: JobProcess) -> None:
+    """Once per job process, before any job: the VAD model and every prompt file."""
+    proc.userdata[VAD_KEY] = silero.VAD.load()
+    preload_prompts()
+
+
+async def entrypoint(ctx: JobContext) -> None:
+    settings = get_settings()
+    ctx.log_context_fields = {
+        "room": ctx.room.name,
+        "room_id": ctx.job.room.sid,
+        "job_id": ctx.job.id,
+    }
+    tasks = BackgroundTasks()
+    rpc = AgentRpc()
+
+    await ctx.connect()
+    unregister_rpc = register_rpc_methods(ctx.room.local_participant, rpc)
+
+    user = await wait_for_user(ctx.room)
+    ctx.log_context_fields["user"] = user.identity
+    choice = choose_metadata(ctx.job.metadata, user.metadata)
+    if choice.problems:
+        logger.warning("session metadata problems (defaults used): %s", "; ".join(choice.problems))
+    language = get_language(choice.metadata.language)
+    faqs = choice.metadata.faqs
+    logger.info(
+        "session from %s metadata: language=%s faqs=%d", choice.source, language.code, len(faqs)
+    )
+
+    session, pipeline = build_session(settings, language, ctx.proc.userdata[VAD_KEY])
+    agent = AvatarAgent(language=language, faqs=faqs)
+    conversation = Conversation(
+        session=session, agent=agent, language=language, faqs=faqs, speech=pipeline
+    )
+
+    notifier = notify_state_changes(
+        session, ctx.room.local_participant, user.identity, policy=_retry_policy(settings)
+    )
+    rpc.ready(user_identity=user.identity, conversation=conversation, state=notifier)
+    follow_metadata_changes(ctx.room, user.identity, conversation, tasks)
+    wait_for_rejoin(
+        ctx.room,
+        session,
+        user.identity,
+        grace=settings.agent_user_rejoin_grace_seconds,
+        on_rejoin=notifier.resend_current,
+        tasks=tasks,
+    )
+    speak_fallback_on_errors(session, conversation)
+    end_when_idle(session, conversation, tasks)
+    end_job_when_session_closes(session, ctx.shutdown)
+
+    async def _cleanup() -> None:
+        unregister_rpc()
+        await notifier.aclose()
+        await tasks.aclose()
+
+    ctx.add_shutdown_callback(_cleanup)
+
+    await session.start(
+        agent,
+        room=ctx.room,
+        room_options=room_io.RoomOptions(participant_identity=user.identity),
+    )
+
+
+def _retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(
+        budget=settings.agent_state_rpc_retry_budget_seconds,
+        response_timeout=settings.agent_state_rpc_response_timeout_seconds,
+    )
+
+
+def build_server(settings: Settings | None = None) -> AgentServer:
+    """The worker: explicit dispatch under AGENT_NAME, health endpoint on AGENT_HTTP_PORT."""
+    settings = settings or get_settings()
+    server = AgentServer(
+        ws_url=settings.livekit_url,
+        api_key=settings.livekit_api_key,
+        api_secret=(
+            settings.livekit_api_secret.get_secret_value() if settings.livekit_api_secret else None
+        ),
+        host=settings.agent_http_host,
+        port=settings.agent_http_port,
+        num_idle_processes=settings.agent_num_idle_processes,
+        setup_fnc=prewarm,
+        log_level=settings.log_level,
+    )
+    server.rtc_session(entrypoint, agent_name=settings.agent_name)
+
+    @server.on("worker_started")
+    def _on_started() -> None:
+        apply_log_format(settings.log_format)
+        logger.info("agent %r: %s", settings.agent_name, settings.describe_providers())
+
+    return server
