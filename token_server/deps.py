@@ -1,0 +1,84 @@
+"""Request dependencies: settings, rate limit, shared-secret check, JSON content type."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Header, HTTPException, Request, status
+
+from .rate_limit import RateLimiter
+from .settings import Settings
+
+__all__ = [
+    "API_KEY_HEADER",
+    "AppSettings",
+    "client_address",
+    "limit_rate",
+    "require_api_key",
+    "require_json",
+]
+
+API_KEY_HEADER = "X-API-Key"
+
+
+def get_app_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+AppSettings = Annotated[Settings, Depends(get_app_settings)]
+
+
+def client_address(request: Request, *, trust_proxy_headers: bool) -> str:
+    if trust_proxy_headers:
+        forwarded = request.headers.get("x-forwarded-for", "")
+        # The right-most entry was appended by our (trusted) proxy; the ones before it are
+        # whatever the client claimed.
+        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+        if hops:
+            return hops[-1]
+    return request.client.host if request.client else "unknown"
+
+
+def limit_rate(request: Request, settings: AppSettings) -> None:
+    limiter: RateLimiter = request.app.state.rate_limiter
+    key = client_address(request, trust_proxy_headers=settings.trust_proxy_headers)
+    wait = limiter.acquire(key)
+    if wait > 0:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            detail="too many token requests; retry later",
+            headers={"Retry-After": RateLimiter.retry_after_header(wait)},
+        )
+
+
+def require_api_key(
+    settings: AppSettings,
+    x_api_key: Annotated[
+        str | None,
+        Header(
+            alias=API_KEY_HEADER,
+            description="required when the server sets TOKEN_SERVER_API_KEY",
+        ),
+    ] = None,
+) -> None:
+    expected = settings.token_server_api_key
+    if expected is None:
+        return
+    given = (x_api_key or "").encode()
+    if not hmac.compare_digest(given, expected.get_secret_value().encode()):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, detail=f"missing or invalid {API_KEY_HEADER} header"
+        )
+
+
+def require_json(request: Request) -> None:
+    # Without this FastAPI would hand the raw bytes to the model and answer a puzzling 422.
+    content_type = request.headers.get("content-type", "")
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            detail="Content-Type must be application/json",
+        )
