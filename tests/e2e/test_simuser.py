@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -31,6 +32,8 @@ from common.protocol import (
 from devstack.livekit_server import LiveKitServer
 from simuser import RpcCallError, SimulatedUser, Stamp
 from simuser.audio import SAMPLE_RATE, load_wav, rms, save_wav
+from simuser.cli import build_parser
+from simuser.cli import run as run_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
 
@@ -283,3 +286,51 @@ async def test_simuser_microphone_reaches_the_agent_and_agent_audio_is_saved(
     assert audio.size > SAMPLE_RATE // 2
     assert rms(audio) > 500
     await source.aclose()
+
+
+async def test_simuser_cli_runs_a_text_turn_and_writes_a_report(
+    livekit_server: LiveKitServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    room_name = f"avatar-{secrets.token_hex(4)}"
+    identity = f"user-{secrets.token_hex(4)}"
+    async with fake_agent_room(livekit_server, room_name) as agent:
+
+        async def answer(user: str) -> None:
+            await agent.notify(user, agent.state(2, "thinking", "listening"))
+            await agent.room.local_participant.send_text(
+                "We open at nine.",
+                topic=TRANSCRIPTION_TOPIC,
+                attributes={
+                    "lk.transcribed_track_id": "TR_x",
+                    "lk.transcription_final": "true",
+                    "lk.segment_id": "SG_1",
+                },
+            )
+            await agent.notify(user, agent.state(3, "speaking", "thinking"))
+            await agent.notify(user, agent.state(4, "listening", "speaking"))
+
+        def on_send_text(data: rtc.RpcInvocationData) -> str:
+            task = asyncio.create_task(answer(data.caller_identity))
+            agent.tasks.add(task)
+            task.add_done_callback(agent.tasks.discard)
+            return '{"ok": true}'
+
+        agent.room.local_participant.register_rpc_method("send_text", on_send_text)
+        token = mint(livekit_server, room_name, identity)
+        report = tmp_path / "report.json"
+        argv = ["--url", livekit_server.config.url, "--token", token, "--send-text", "Hours?"]
+        argv += ["--linger", "0", "--reply-timeout", "10", "--json-report", str(report)]
+        args = build_parser().parse_args(argv)
+        cli_run = asyncio.create_task(run_cli(args))
+        user = await asyncio.wait_for(agent.joined, 10)
+        await agent.notify(user, agent.state(1, "listening", "initializing"))
+        assert await asyncio.wait_for(cli_run, 30) == 0
+
+    out = capsys.readouterr().out
+    assert "state #1 initializing -> listening" in out
+    assert "rpc send_text" in out
+    assert "'We open at nine.'" in out
+    data = json.loads(report.read_text())
+    assert data["problems"] == []
+    assert data["turns"][0]["agent_text"] == "We open at nine."
+    assert [s["seq"] for s in data["recording"]["states"]] == [1, 2, 3, 4]
