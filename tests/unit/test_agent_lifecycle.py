@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+import pytest
+from livekit import rtc
+from livekit.agents import AgentSession, ErrorEvent, llm, stt, tts
+
+from agent.lifecycle import end_job_when_session_closes, speak_fallback_on_errors, wait_for_rejoin
+from agent.tasks import BackgroundTasks
+
+pytestmark = pytest.mark.unit
+
+
+class FakeLines:
+    fallback_line = "Sorry, trouble."
+    goodbye_line = "Bye."
+
+    def __init__(self) -> None:
+        self.said: list[str] = []
+
+    def say_line(self, text: str, *, allow_interruptions: bool = True) -> object:
+        self.said.append(text)
+        return object()
+
+
+def _llm_error(recoverable: bool) -> llm.LLMError:
+    return llm.LLMError(timestamp=0, label="x", error=RuntimeError("boom"), recoverable=recoverable)
+
+
+def _emit(session: AgentSession[None], error: object) -> None:
+    session.emit("error", ErrorEvent(error=error, source=None))
+
+
+async def test_unrecoverable_llm_error_speaks_the_fallback_once_per_interval() -> None:
+    session: AgentSession[None] = AgentSession()
+    lines = FakeLines()
+    now = [100.0]
+    speak_fallback_on_errors(session, lines, min_interval=5.0, clock=lambda: now[0])  # type: ignore[arg-type]
+    _emit(session, _llm_error(recoverable=False))
+    _emit(session, _llm_error(recoverable=False))
+    assert lines.said == ["Sorry, trouble."]
+    now[0] += 6
+    _emit(session, _llm_error(recoverable=False))
+    assert lines.said == ["Sorry, trouble."] * 2
+
+
+async def test_recoverable_errors_are_only_logged(caplog: pytest.LogCaptureFixture) -> None:
+    session: AgentSession[None] = AgentSession()
+    lines = FakeLines()
+    speak_fallback_on_errors(session, lines)  # type: ignore[arg-type]
+    with caplog.at_level(logging.WARNING, logger="agent.lifecycle"):
+        _emit(session, _llm_error(recoverable=True))
+    assert lines.said == []
+    assert any("recoverable llm_error" in r.getMessage() for r in caplog.records)
+
+
+async def test_stt_errors_speak_but_tts_errors_cannot() -> None:
+    session: AgentSession[None] = AgentSession()
+    lines = FakeLines()
+    speak_fallback_on_errors(session, lines, min_interval=0)  # type: ignore[arg-type]
+    _emit(session, tts.TTSError(timestamp=0, label="t", error=RuntimeError("x"), recoverable=False))
+    assert lines.said == []
+    _emit(session, stt.STTError(timestamp=0, label="s", error=RuntimeError("x"), recoverable=False))
+    assert lines.said == ["Sorry, trouble."]
+
+
+@dataclass
+class FakeParticipant:
+    identity: str
+    disconnect_reason: int | None = None
+
+
+@dataclass
+class FakeSession:
+    shutdowns: list[bool] = field(default_factory=list)
+
+    def shutdown(self, *, drain: bool = True) -> None:
+        self.shutdowns.append(drain)
+
+
+async def test_dropped_user_that_rejoins_keeps_the_session_and_gets_the_state() -> None:
+    room = rtc.EventEmitter[str]()
+    session = FakeSession()
+    rejoined: list[bool] = []
+    tasks = BackgroundTasks()
+    wait_for_rejoin(
+        room,
+        session,
+        "u1",
+        grace=0.2,
+        on_rejoin=lambda: rejoined.append(True),  # type: ignore[arg-type]
+        tasks=tasks,
+    )
+    room.emit("participant_disconnected", FakeParticipant("u1", rtc.DisconnectReason.SIGNAL_CLOSE))
+    await asyncio.sleep(0.05)
+    room.emit("participant_connected", FakeParticipant("u1"))
+    await asyncio.sleep(0.3)
+    assert session.shutdowns == []
+    assert rejoined == [True]
+    await tasks.aclose()
+
+
+async def test_dropped_user_that_never_rejoins_ends_the_session() -> None:
+    room = rtc.EventEmitter[str]()
+    session = FakeSession()
+    tasks = BackgroundTasks()
+    wait_for_rejoin(room, session, "u1", grace=0.05, on_rejoin=lambda: None, tasks=tasks)  # type: ignore[arg-type]
+    room.emit("participant_disconnected", FakeParticipant("other", None))
+    room.emit("participant_disconnected", FakeParticipant("u1", None))
+    await asyncio.sleep(0.2)
+    assert session.shutdowns == [False]
+
+
+async def test_user_leaving_on_purpose_is_left_to_the_framework() -> None:
+    room = rtc.EventEmitter[str]()
+    session = FakeSession()
+    tasks = BackgroundTasks()
+    wait_for_rejoin(room, session, "u1", grace=0.01, on_rejoin=lambda: None, tasks=tasks)  # type: ignore[arg-type]
+    room.emit(
+        "participant_disconnected", FakeParticipant("u1", rtc.DisconnectReason.CLIENT_INITIATED)
+    )
+    await asyncio.sleep(0.05)
+    assert session.shutdowns == []
+    assert len(tasks) == 0
+
+
+async def test_session_close_ends_the_job() -> None:
+    from livekit.agents import CloseEvent, CloseReason
+
+    session: AgentSession[None] = AgentSession()
+    reasons: list[str] = []
+    end_job_when_session_closes(session, reasons.append)
+    session.emit("close", CloseEvent(reason=CloseReason.PARTICIPANT_DISCONNECTED))
+    assert reasons == ["session closed: participant_disconnected"]

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import pytest
+
+from agent.settings import STANDIN_BASE_URL, Settings, SettingsError, load_settings
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "LOG_LEVEL", "LOG_FORMAT"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def _settings(**values: object) -> Settings:
+    return load_settings(_env_file=None, **values)
+
+
+def test_no_key_and_no_base_url_uses_the_offline_standin() -> None:
+    settings = _settings()
+    assert settings.uses_standin
+    assert settings.provider_base_url == STANDIN_BASE_URL
+    assert settings.provider_api_key  # a dummy: the OpenAI client refuses an empty key
+    assert "stand-in" in settings.describe_providers()
+
+
+def test_a_key_means_openai_with_no_code_change() -> None:
+    settings = _settings(openai_api_key="sk-secret-value")
+    assert not settings.uses_standin
+    assert settings.provider_base_url is None
+    assert settings.provider_api_key == "sk-secret-value"
+    assert "sk-secret-value" not in settings.describe_providers()
+    assert "sk-secret-value" not in repr(settings)
+
+
+def test_a_base_url_without_key_is_used_with_a_dummy_key() -> None:
+    settings = _settings(openai_base_url="http://127.0.0.1:9999/v1")
+    assert settings.provider_base_url == "http://127.0.0.1:9999/v1"
+    assert settings.provider_api_key
+
+
+def test_env_names_match_env_example(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENT_IDLE_TIMEOUT_SECONDS", "7")
+    monkeypatch.setenv("AGENT_USER_REJOIN_GRACE_SECONDS", "3")
+    monkeypatch.setenv("AGENT_HTTP_PORT", "18081")
+    monkeypatch.setenv("AGENT_NUM_IDLE_PROCESSES", "0")
+    monkeypatch.setenv("LOG_FORMAT", "JSON")
+    monkeypatch.setenv("LOG_LEVEL", "debug")
+    settings = _settings()
+    assert settings.agent_idle_timeout_seconds == 7
+    assert settings.agent_user_rejoin_grace_seconds == 3
+    assert settings.agent_http_port == 18081
+    assert settings.agent_num_idle_processes == 0
+    assert settings.log_format == "json"
+    assert settings.log_level == "DEBUG"
+
+
+def test_bad_values_name_the_variable_not_the_value() -> None:
+    with pytest.raises(SettingsError, match="AGENT_IDLE_TIMEOUT_SECONDS"):
+        _settings(agent_idle_timeout_seconds=-1)

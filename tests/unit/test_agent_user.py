@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import pytest
+
+from agent.user import (
+    apply_metadata_update,
+    choose_metadata,
+    parse_metadata_update,
+)
+from common.metadata import Faq
+
+pytestmark = pytest.mark.unit
+
+GOOD_ES = json.dumps({"language": "es", "faqs": [{"question": "Q?", "answer": "A."}]})
+GOOD_FR = json.dumps({"language": "fr"})
+
+
+def test_dispatch_metadata_comes_first() -> None:
+    choice = choose_metadata(GOOD_ES, GOOD_FR)
+    assert choice.source == "dispatch"
+    assert choice.metadata.language == "es"
+    assert choice.metadata.faqs == [Faq(question="Q?", answer="A.")]
+    assert choice.problems == ()
+
+
+@pytest.mark.parametrize("dispatch", [None, "", "   "])
+def test_participant_metadata_is_the_fallback(dispatch: str | None) -> None:
+    choice = choose_metadata(dispatch, GOOD_FR)
+    assert (choice.source, choice.metadata.language) == ("participant", "fr")
+
+
+def test_clean_participant_metadata_beats_broken_dispatch() -> None:
+    choice = choose_metadata("{not json", GOOD_FR)
+    assert choice.source == "participant"
+    assert choice.metadata.language == "fr"
+    assert any("not JSON" in p for p in choice.problems)
+
+
+def test_nothing_at_all_means_defaults_with_a_problem() -> None:
+    choice = choose_metadata(None, None)
+    assert choice.source == "default"
+    assert choice.metadata.language == "en"
+    assert choice.metadata.faqs == []
+    assert choice.problems
+
+
+@pytest.mark.parametrize(
+    ("raw", "language", "faq_count", "problem"),
+    [
+        ('{"language": "klingon"}', "en", 0, "language"),
+        ('{"language": "de", "faqs": "nope"}', "de", 0, "faqs"),
+        ('{"language": "it", "faqs": [{"question": "", "answer": "x"}]}', "it", 0, "faqs"),
+        ('["a list"]', "en", 0, "list"),
+        ('{"language": "pt-BR", "extra": 1}', "pt-BR", 0, "extra"),
+    ],
+)
+def test_invalid_fields_default_and_are_named(
+    raw: str, language: str, faq_count: int, problem: str
+) -> None:
+    choice = choose_metadata(raw, None)
+    assert choice.metadata.language == language
+    assert len(choice.metadata.faqs) == faq_count
+    assert any(problem in p for p in choice.problems), choice.problems
+
+
+def test_update_keeps_only_valid_present_fields() -> None:
+    update = parse_metadata_update(
+        '{"language": "nope", "faqs": [{"question": "Q", "answer": "A"}]}'
+    )
+    assert update.language is None
+    assert update.faqs == (Faq(question="Q", answer="A"),)
+    assert update.problems
+    assert "language" in update.problems[0]
+    assert parse_metadata_update("").problems == []
+    assert parse_metadata_update("{oops").problems
+
+
+class _Target:
+    def __init__(self) -> None:
+        self.language_code = "en"
+        self.faqs: tuple[Faq, ...] = ()
+        self.calls: list[str] = []
+
+    async def set_language(self, code: str) -> None:
+        self.calls.append(f"language={code}")
+        self.language_code = code
+
+    async def set_faqs(self, faqs: Sequence[Faq]) -> None:
+        self.calls.append(f"faqs={len(faqs)}")
+        self.faqs = tuple(faqs)
+
+
+async def test_metadata_change_reconfigures_only_what_changed() -> None:
+    target = _Target()
+    await apply_metadata_update(target, parse_metadata_update(GOOD_ES))
+    assert target.calls == ["faqs=1", "language=es"]
+    await apply_metadata_update(target, parse_metadata_update(GOOD_ES))
+    assert target.calls == ["faqs=1", "language=es"]
+    await apply_metadata_update(target, parse_metadata_update('{"language": "bad"}'))
+    assert target.language_code == "es"
