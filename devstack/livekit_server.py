@@ -72,7 +72,6 @@ class LiveKitServerConfig:
     """Ports and keys of one loopback-only livekit-server instance."""
 
     port: int = 7880
-    rtc_tcp_port: int = 7881
     rtc_udp_port: int = 7882
     api_key: str = "devkey"
     api_secret: str = field(default_factory=generate_api_secret)
@@ -81,7 +80,6 @@ class LiveKitServerConfig:
     def on_free_ports(cls, **kwargs: str) -> LiveKitServerConfig:
         return cls(
             port=free_tcp_port(),
-            rtc_tcp_port=free_tcp_port(),
             rtc_udp_port=free_udp_port(),
             **kwargs,
         )
@@ -102,7 +100,9 @@ class LiveKitServerConfig:
             "port": self.port,
             "bind_addresses": ["127.0.0.1"],
             "rtc": {
-                "tcp_port": self.rtc_tcp_port,
+                # No ICE-TCP: its listener binds every interface, and clients then connect from
+                # non-loopback addresses. UDP (filtered to 127.0.0.1 below) is all loopback needs.
+                "tcp_port": 0,
                 "udp_port": self.rtc_udp_port,
                 "node_ip": "127.0.0.1",
                 "use_external_ip": False,

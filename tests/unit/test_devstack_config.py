@@ -11,10 +11,11 @@ pytestmark = pytest.mark.unit
 
 
 def test_livekit_config_keeps_every_packet_on_loopback() -> None:
-    config = json.loads(LiveKitServerConfig(port=1, rtc_tcp_port=2, rtc_udp_port=3).to_yaml())
+    config = json.loads(LiveKitServerConfig(port=1, rtc_udp_port=3).to_yaml())
     rtc = config["rtc"]
     assert config["bind_addresses"] == ["127.0.0.1"]
     assert rtc["node_ip"] == "127.0.0.1"
+    assert rtc["tcp_port"] == 0
     assert rtc["use_external_ip"] is False
     assert rtc["enable_loopback_candidate"] is True
     assert rtc["ips"]["includes"] == ["127.0.0.1/32"]
