@@ -1,0 +1,43 @@
+"""Builds the FastAPI app: services created once in the lifespan, one router per endpoint."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from .errors import install_error_handlers
+from .faults import FaultInjector
+from .routes import admin, chat, models, speech, transcriptions
+from .settings import Settings, get_settings
+from .stt import Recognizer
+from .timing import TimingMiddleware
+from .tts import Synthesizer
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        recognizer = Recognizer(settings.stt_concurrency)
+        await recognizer.load()
+        app.state.recognizer = recognizer
+        app.state.synthesizer = Synthesizer(settings.tts_concurrency)
+        logger.info("stand-in ready (faults %s)", "on" if settings.enable_faults else "off")
+        yield
+
+    app = FastAPI(title="standin", summary="Offline OpenAI-compatible stand-in", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.faults = FaultInjector()
+    install_error_handlers(app)
+    for module in (chat, transcriptions, speech, models, admin):
+        app.include_router(module.router)
+    app.add_middleware(TimingMiddleware)
+    return app

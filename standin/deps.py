@@ -1,0 +1,36 @@
+"""`Annotated` dependencies: the app-owned services, read from `app.state`."""
+
+from __future__ import annotations
+
+from typing import Annotated, cast
+
+from fastapi import Depends, Request
+
+from .faults import FaultInjector
+from .settings import Settings
+from .stt import Recognizer
+from .tts import Synthesizer
+
+__all__ = ["FaultsDep", "RecognizerDep", "SettingsDep", "SynthesizerDep"]
+
+
+def _settings(request: Request) -> Settings:
+    return cast(Settings, request.app.state.settings)
+
+
+def _faults(request: Request) -> FaultInjector:
+    return cast(FaultInjector, request.app.state.faults)
+
+
+def _recognizer(request: Request) -> Recognizer:
+    return cast(Recognizer, request.app.state.recognizer)
+
+
+def _synthesizer(request: Request) -> Synthesizer:
+    return cast(Synthesizer, request.app.state.synthesizer)
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+FaultsDep = Annotated[FaultInjector, Depends(_faults)]
+RecognizerDep = Annotated[Recognizer, Depends(_recognizer)]
+SynthesizerDep = Annotated[Synthesizer, Depends(_synthesizer)]

@@ -1,0 +1,3 @@
+"""One router per endpoint family."""
+
+from __future__ import annotations
