@@ -26,6 +26,7 @@ from pathlib import Path
 
 import dockerfile
 import pytest
+import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -723,3 +724,25 @@ def test_download_files_succeeds_offline_from_the_build_context(build_context: P
     flat = " ".join(out.split())  # the console wraps long log lines
     assert "Finished downloading files for livekit.plugins.silero" in flat
     assert "Traceback" not in out, out[-4000:]
+
+
+# --- templates -------------------------------------------------------------------------------
+
+
+def test_livekit_toml_template_names_project_and_agent_placeholders() -> None:
+    config = tomllib.loads((ROOT / "livekit.toml.example").read_text(encoding="utf-8"))
+    assert set(config) == {"project", "agent"}
+    assert config["project"]["subdomain"].startswith("<")
+    assert config["agent"]["id"].startswith("<")
+
+
+def test_livekit_server_template_is_multi_node_and_holds_no_secret() -> None:
+    text = (ROOT / "deploy" / "livekit-server.yaml.example").read_text(encoding="utf-8")
+    config = yaml.safe_load(text)
+    assert config["redis"]["address"], "multi-node needs Redis"
+    assert config["rtc"]["use_external_ip"] is True
+    assert config["turn"]["enabled"] is True
+    assert config["turn"]["tls_port"]
+    assert "keys" not in config, "keys belong in key_file, never in a committed file"
+    assert config["key_file"]
+    assert not config.get("development", False)
