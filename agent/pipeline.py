@@ -8,6 +8,7 @@ chosen explicitly, because the framework's defaults in dev mode call LiveKit's c
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -76,10 +77,11 @@ def build_turn_detector() -> TurnDetectionMode:
         return "vad"
 
 
-def build_session(
+async def build_session(
     settings: Settings, language: Language, vad_model: vad.VAD
 ) -> tuple[AgentSession[None], OpenAIPipeline]:
-    pipeline = OpenAIPipeline.create(settings, language)
+    # The HTTP clients build TLS contexts (~0.3 s of blocking work): off the job's event loop.
+    pipeline = await asyncio.to_thread(OpenAIPipeline.create, settings, language)
     turn_handling: TurnHandlingOptions = {
         "turn_detection": build_turn_detector(),
         "interruption": {"enabled": True, "mode": "vad"},

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     agent_http_host: str = "127.0.0.1"
     agent_http_port: int = Field(default=8081, ge=0, le=65535)
     agent_num_idle_processes: int = Field(default=1, ge=0, le=64)
+    # CPU load (0-1) above which the worker takes no new jobs; unset: the framework's default
+    # (0.7 under `start`, unlimited under `dev`). Raise it on small shared machines.
+    agent_load_threshold: float | None = Field(default=None, gt=0, lt=1)
 
     # Providers (OpenAI or any OpenAI-compatible endpoint).
     openai_api_key: SecretStr | None = None

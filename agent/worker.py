@@ -65,7 +65,7 @@ async def entrypoint(ctx: JobContext) -> None:
         "session from %s metadata: language=%s faqs=%d", choice.source, language.code, len(faqs)
     )
 
-    session, pipeline = build_session(settings, language, ctx.proc.userdata[VAD_KEY])
+    session, pipeline = await build_session(settings, language, ctx.proc.userdata[VAD_KEY])
     agent = AvatarAgent(language=language, faqs=faqs)
     conversation = Conversation(
         session=session, agent=agent, language=language, faqs=faqs, speech=pipeline
@@ -124,6 +124,8 @@ def build_server(settings: Settings | None = None) -> AgentServer:
         setup_fnc=prewarm,
         log_level=settings.log_level,
     )
+    if settings.agent_load_threshold is not None:
+        server.update_options(load_threshold=settings.agent_load_threshold)
     server.rtc_session(entrypoint, agent_name=settings.agent_name)
 
     @server.on("worker_started")
