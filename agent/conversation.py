@@ -30,6 +30,8 @@ class SpeechSettings(Protocol):
 
     def apply_language(self, language: Language) -> None: ...
 
+    def apply_faqs(self, faqs: Sequence[Faq]) -> None: ...
+
 
 class AvatarAgent(Agent):
     """The talking avatar: instructions from the prompt template; it greets first."""
@@ -106,6 +108,8 @@ class Conversation:
         async with self._lock:
             self._faqs = tuple(faqs)
             logger.info("FAQs replaced: %d entries", len(self._faqs))
+            if self._speech is not None:
+                self._speech.apply_faqs(self._faqs)
             await self._agent.update_instructions(render_instructions(self._language, self._faqs))
 
     async def send_text(self, text: str) -> None:

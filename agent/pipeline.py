@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from livekit.agents import NOT_GIVEN, AgentSession, APIConnectOptions, NotGivenOr, inference, vad
@@ -18,16 +19,36 @@ from livekit.agents.voice.turn import TurnDetectionMode, TurnHandlingOptions
 from livekit.plugins import openai
 
 from common.languages import Language
+from common.metadata import Faq
 
 from .prompts import render_tts_instructions
 from .settings import Settings
 
-__all__ = ["OpenAIPipeline", "build_session", "build_turn_detector"]
+__all__ = ["OpenAIPipeline", "build_session", "build_turn_detector", "stt_vocabulary_hint"]
 
 logger = logging.getLogger(__name__)
 
 # Provider calls: fail fast enough that a hung provider becomes a fallback line, not silence.
 _PROVIDER_CONN = APIConnectOptions(max_retry=2, retry_interval=0.5, timeout=10.0)
+# Transcription prompts are short context, not documents; OpenAI reads only their tail.
+_MAX_HINT_CHARS = 2000
+
+
+def stt_vocabulary_hint(faqs: Sequence[Faq]) -> str:
+    """The FAQ questions, one per line, as the STT `prompt`: the words users are likely to say.
+
+    OpenAI's transcription models use it as context; the offline stand-in builds a small
+    language model from it (without it, its stock recogniser rarely catches a question).
+    """
+    lines: list[str] = []
+    size = 0
+    for faq in faqs:
+        line = " ".join(faq.question.split())
+        if size + len(line) + 1 > _MAX_HINT_CHARS:
+            break
+        lines.append(line)
+        size += len(line) + 1
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,13 +60,16 @@ class OpenAIPipeline:
     tts: openai.TTS
 
     @classmethod
-    def create(cls, settings: Settings, language: Language) -> OpenAIPipeline:
+    def create(
+        cls, settings: Settings, language: Language, faqs: Sequence[Faq] = ()
+    ) -> OpenAIPipeline:
         base_url: NotGivenOr[str] = settings.provider_base_url or NOT_GIVEN
         api_key = settings.provider_api_key
         return cls(
             stt=openai.STT(
                 model=settings.stt_model,
                 language=language.stt_language,
+                prompt=stt_vocabulary_hint(faqs),
                 use_realtime=False,
                 base_url=base_url,
                 api_key=api_key,
@@ -60,6 +84,9 @@ class OpenAIPipeline:
                 api_key=api_key,
             ),
         )
+
+    def apply_faqs(self, faqs: Sequence[Faq]) -> None:
+        self.stt.update_options(prompt=stt_vocabulary_hint(faqs))
 
     def apply_language(self, language: Language) -> None:
         self.stt.update_options(language=language.stt_language)
@@ -78,10 +105,10 @@ def build_turn_detector() -> TurnDetectionMode:
 
 
 async def build_session(
-    settings: Settings, language: Language, vad_model: vad.VAD
+    settings: Settings, language: Language, faqs: Sequence[Faq], vad_model: vad.VAD
 ) -> tuple[AgentSession[None], OpenAIPipeline]:
     # The HTTP clients build TLS contexts (~0.3 s of blocking work): off the job's event loop.
-    pipeline = await asyncio.to_thread(OpenAIPipeline.create, settings, language)
+    pipeline = await asyncio.to_thread(OpenAIPipeline.create, settings, language, faqs)
     turn_handling: TurnHandlingOptions = {
         "turn_detection": build_turn_detector(),
         "interruption": {"enabled": True, "mode": "vad"},

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     # CPU load (0-1) above which the worker takes no new jobs; unset: the framework's default
     # (0.7 under `start`, unlimited under `dev`). Raise it on small shared machines.
     agent_load_threshold: float | None = Field(default=None, gt=0, lt=1)
+    # Set: the worker takes at most this many concurrent jobs, whatever the CPU load (wins over
+    # AGENT_LOAD_THRESHOLD). For machines shared with other work, and for capacity tests.
+    agent_max_jobs: int | None = Field(default=None, ge=1, le=1000)
 
     # Providers (OpenAI or any OpenAI-compatible endpoint).
     openai_api_key: SecretStr | None = None

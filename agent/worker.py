@@ -6,8 +6,10 @@ The entrypoint reads as a table of contents; each behaviour lives in its own mod
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Awaitable, Callable
 
-from livekit.agents import AgentServer, JobContext, JobProcess, room_io
+from livekit.agents import AgentServer, JobContext, JobProcess, JobRequest, room_io
 from livekit.plugins import silero
 
 from common.languages import get_language
@@ -65,7 +67,7 @@ async def entrypoint(ctx: JobContext) -> None:
         "session from %s metadata: language=%s faqs=%d", choice.source, language.code, len(faqs)
     )
 
-    session, pipeline = await build_session(settings, language, ctx.proc.userdata[VAD_KEY])
+    session, pipeline = await build_session(settings, language, faqs, ctx.proc.userdata[VAD_KEY])
     agent = AvatarAgent(language=language, faqs=faqs)
     conversation = Conversation(
         session=session, agent=agent, language=language, faqs=faqs, speech=pipeline
@@ -109,6 +111,19 @@ def _retry_policy(settings: Settings) -> RetryPolicy:
     )
 
 
+def _at_most_jobs(server: AgentServer, max_jobs: int) -> Callable[[JobRequest], Awaitable[None]]:
+    async def on_request(request: JobRequest) -> None:
+        if len(server.active_jobs) >= max_jobs:
+            logger.warning(
+                "refusing job %s: %d jobs running (AGENT_MAX_JOBS)", request.id, max_jobs
+            )
+            await request.reject(terminate=False)
+            return
+        await request.accept()
+
+    return on_request
+
+
 def build_server(settings: Settings | None = None) -> AgentServer:
     """The worker: explicit dispatch under AGENT_NAME, health endpoint on AGENT_HTTP_PORT."""
     settings = settings or get_settings()
@@ -124,9 +139,15 @@ def build_server(settings: Settings | None = None) -> AgentServer:
         setup_fnc=prewarm,
         log_level=settings.log_level,
     )
-    if settings.agent_load_threshold is not None:
+    on_request = None
+    if settings.agent_max_jobs is not None:
+        # A fixed job count instead of the framework's whole-machine CPU load, which on a
+        # machine shared with other work refuses jobs for reasons that are not ours.
+        server.update_options(load_threshold=math.inf)
+        on_request = _at_most_jobs(server, settings.agent_max_jobs)
+    elif settings.agent_load_threshold is not None:
         server.update_options(load_threshold=settings.agent_load_threshold)
-    server.rtc_session(entrypoint, agent_name=settings.agent_name)
+    server.rtc_session(entrypoint, agent_name=settings.agent_name, on_request=on_request)
 
     @server.on("worker_started")
     def _on_started() -> None:

@@ -138,6 +138,9 @@ class Stack:
                 "STANDIN_HOST": "127.0.0.1",
                 "STANDIN_PORT": str(p.standin),
                 "AGENT_HTTP_PORT": str(p.agent_http),
+                # Local stacks share the machine with tests and tools: cap jobs by count,
+                # not by whole-machine CPU load.
+                "AGENT_MAX_JOBS": env.get("AGENT_MAX_JOBS", "50"),
                 "PLAYGROUND_PORT": str(p.playground),
                 "PLAYGROUND_CONFIG": json.dumps(
                     {

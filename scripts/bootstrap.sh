@@ -29,11 +29,12 @@ if [ ! -x .venv/bin/python ]; then
   $PYTHON -m venv .venv
 fi
 stamp="$CACHE/pip.stamp"
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+want=$(cat pyproject.toml requirements.lock | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   say "installing Python packages (pip, cached)"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[dev]" --config-settings editable_mode=compat
+  # Runtime packages pinned by the same lock as the Docker image; dev tools float within pyproject.
+  .venv/bin/python -m pip install -q -e ".[dev]" -c requirements.lock --config-settings editable_mode=compat
   echo "$want" >"$stamp"
 fi
 
