@@ -99,6 +99,7 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGHUP, request_stop)
 
     logger.info("starting the stack (first run builds livekit-server; logs in %s)", LOG_DIR)
     stack.start()
