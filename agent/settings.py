@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     agent_name: str = Field(default="avatar-agent", min_length=1, max_length=128)
     agent_http_host: str = "127.0.0.1"
     agent_http_port: int = Field(default=8081, ge=0, le=65535)
+    # Set: Prometheus `/metrics` on this port (same host); unset: no metrics endpoint.
+    agent_metrics_port: int | None = Field(default=None, ge=1, le=65535)
     agent_num_idle_processes: int = Field(default=1, ge=0, le=64)
     # CPU load (0-1) above which the worker takes no new jobs; unset: the framework's default
     # (0.7 under `start`, unlimited under `dev`). Raise it on small shared machines.
@@ -82,6 +84,13 @@ class Settings(BaseSettings):
         if not isinstance(value, str):
             return value
         return value.strip().upper() if info.field_name == "log_level" else value.strip().lower()
+
+    @field_validator("agent_metrics_port")
+    @classmethod
+    def _metrics_port_of_its_own(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and value == info.data.get("agent_http_port"):
+            raise ValueError("must differ from AGENT_HTTP_PORT (the health endpoint's port)")
+        return value
 
     @property
     def uses_standin(self) -> bool:

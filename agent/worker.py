@@ -22,6 +22,7 @@ from .lifecycle import (
     wait_for_rejoin,
 )
 from .logs import apply_log_format
+from .metrics import count_state_rpcs, metrics_server_options, record_session_metrics
 from .pipeline import build_session
 from .prompts import preload_prompts
 from .rpc import AgentRpc, register_rpc_methods
@@ -73,8 +74,12 @@ async def entrypoint(ctx: JobContext) -> None:
         session=session, agent=agent, language=language, faqs=faqs, speech=pipeline
     )
 
+    record_session_metrics(session, language=language.code)
     notifier = notify_state_changes(
-        session, ctx.room.local_participant, user.identity, policy=_retry_policy(settings)
+        session,
+        count_state_rpcs(ctx.room.local_participant),
+        user.identity,
+        policy=_retry_policy(settings),
     )
     rpc.ready(user_identity=user.identity, conversation=conversation, state=notifier)
     follow_metadata_changes(ctx.room, user.identity, conversation, tasks)
@@ -138,6 +143,7 @@ def build_server(settings: Settings | None = None) -> AgentServer:
         num_idle_processes=settings.agent_num_idle_processes,
         setup_fnc=prewarm,
         log_level=settings.log_level,
+        **metrics_server_options(settings),
     )
     on_request = None
     if settings.agent_max_jobs is not None:
