@@ -7,9 +7,11 @@
   state on rejoin, and closes the session when the grace runs out.
 - The user stays silent for the idle timeout (the session's `user_away_timeout`, user state
   "away"): `end_when_idle` says the goodbye line and closes the session.
-- A provider fails (`error` event that is not recoverable): `speak_fallback_on_errors` logs it and
-  says the fallback line (unless TTS is what failed); the framework closes the session only
-  after several consecutive unrecoverable errors, so it never hangs.
+- A provider fails (`error` event that is not recoverable, i.e. after the retries of
+  `agent.pipeline.provider_connect_options`): `speak_fallback_on_errors` logs it and says the
+  fallback line (unless TTS is what failed), and the agent goes back to listening. The session
+  outlives provider outages (`MAX_UNRECOVERABLE_ERRORS`): the next turn after the provider is
+  back is answered normally.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from .tasks import BackgroundTasks
 
 __all__ = [
     "FALLBACK_MIN_INTERVAL_SECONDS",
+    "MAX_UNRECOVERABLE_ERRORS",
     "Lines",
     "end_job_when_session_closes",
     "end_when_idle",
@@ -39,6 +42,14 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 FALLBACK_MIN_INTERVAL_SECONDS = 5.0
+
+# The session's `max_unrecoverable_errors`. The framework's default (3) closes the session at the
+# 4th consecutive unrecoverable error of one provider, and its STT count is reset only by a
+# transcript: four utterances during an STT outage made the agent leave without a word, and
+# typed messages (which need no STT) died with it. Provider outages are handled here instead
+# (fallback line, back to listening); a session ends when the user leaves, drops for good or
+# goes idle, never because a provider had a bad minute.
+MAX_UNRECOVERABLE_ERRORS = 1_000_000
 
 
 class Lines(Protocol):

@@ -21,15 +21,23 @@ from livekit.plugins import openai
 from common.languages import Language
 from common.metadata import Faq
 
+from .lifecycle import MAX_UNRECOVERABLE_ERRORS
 from .prompts import render_tts_instructions
 from .settings import Settings
 
-__all__ = ["OpenAIPipeline", "build_session", "build_turn_detector", "stt_vocabulary_hint"]
+__all__ = [
+    "OpenAIPipeline",
+    "build_session",
+    "build_turn_detector",
+    "provider_connect_options",
+    "stt_vocabulary_hint",
+]
 
 logger = logging.getLogger(__name__)
 
 # Provider calls: fail fast enough that a hung provider becomes a fallback line, not silence.
-_PROVIDER_CONN = APIConnectOptions(max_retry=2, retry_interval=0.5, timeout=10.0)
+_PROVIDER_MAX_RETRY = 2
+_PROVIDER_RETRY_INTERVAL = 0.5
 # Transcription prompts are short context, not documents; OpenAI reads only their tail.
 _MAX_HINT_CHARS = 2000
 
@@ -95,6 +103,15 @@ class OpenAIPipeline:
         )
 
 
+def provider_connect_options(settings: Settings) -> APIConnectOptions:
+    """Retries and per-attempt timeout of every STT, LLM and TTS call."""
+    return APIConnectOptions(
+        max_retry=_PROVIDER_MAX_RETRY,
+        retry_interval=_PROVIDER_RETRY_INTERVAL,
+        timeout=settings.agent_provider_timeout_seconds,
+    )
+
+
 def build_turn_detector() -> TurnDetectionMode:
     """The local audio end-of-turn model, or VAD when it cannot load (logged)."""
     try:
@@ -109,6 +126,7 @@ async def build_session(
 ) -> tuple[AgentSession[None], OpenAIPipeline]:
     # The HTTP clients build TLS contexts (~0.3 s of blocking work): off the job's event loop.
     pipeline = await asyncio.to_thread(OpenAIPipeline.create, settings, language, faqs)
+    provider_conn = provider_connect_options(settings)
     turn_handling: TurnHandlingOptions = {
         "turn_detection": build_turn_detector(),
         "interruption": {"enabled": True, "mode": "vad"},
@@ -122,9 +140,10 @@ async def build_session(
         turn_handling=turn_handling,
         user_away_timeout=settings.agent_idle_timeout_seconds,
         conn_options=SessionConnectOptions(
-            stt_conn_options=_PROVIDER_CONN,
-            llm_conn_options=_PROVIDER_CONN,
-            tts_conn_options=_PROVIDER_CONN,
+            stt_conn_options=provider_conn,
+            llm_conn_options=provider_conn,
+            tts_conn_options=provider_conn,
+            max_unrecoverable_errors=MAX_UNRECOVERABLE_ERRORS,
         ),
     )
     return session, pipeline

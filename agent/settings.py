@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     llm_model: str = Field(default="gpt-4.1-mini", min_length=1)
     stt_model: str = Field(default="gpt-4o-mini-transcribe", min_length=1)
     tts_model: str = Field(default="gpt-4o-mini-tts", min_length=1)
+    # Per-attempt time limit of a provider call (the LLM's whole stream; the connect phase of
+    # STT and TTS, whose read limit the plugin fixes at 30 s). Each call is tried 3 times, so a
+    # hung LLM becomes the fallback line after about 3x this.
+    agent_provider_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
 
     # Session lifecycle.
     agent_idle_timeout_seconds: float = Field(default=120.0, gt=0)

@@ -5,10 +5,29 @@ import logging
 from dataclasses import dataclass, field
 
 import pytest
+from agent_fakes import FaqFakeLLM
 from livekit import rtc
-from livekit.agents import AgentSession, ErrorEvent, llm, stt, tts
+from livekit.agents import (
+    Agent,
+    AgentSession,
+    CloseEvent,
+    ErrorEvent,
+    RunResult,
+    llm,
+    stt,
+    tts,
+)
+from livekit.agents.stt import STTCapabilities
+from livekit.agents.voice.agent_session import SessionConnectOptions
 
-from agent.lifecycle import end_job_when_session_closes, speak_fallback_on_errors, wait_for_rejoin
+from agent.lifecycle import (
+    MAX_UNRECOVERABLE_ERRORS,
+    end_job_when_session_closes,
+    speak_fallback_on_errors,
+    wait_for_rejoin,
+)
+from agent.pipeline import provider_connect_options
+from agent.settings import load_settings
 from agent.tasks import BackgroundTasks
 
 pytestmark = pytest.mark.unit
@@ -135,3 +154,52 @@ async def test_session_close_ends_the_job() -> None:
     end_job_when_session_closes(session, reasons.append)
     session.emit("close", CloseEvent(reason=CloseReason.PARTICIPANT_DISCONNECTED))
     assert reasons == ["session closed: participant_disconnected"]
+
+
+class DownSTT(stt.STT[None]):
+    """An STT whose provider is down: the test emits its unrecoverable errors."""
+
+    def __init__(self) -> None:
+        super().__init__(capabilities=STTCapabilities(streaming=False, interim_results=False))
+
+    async def _recognize_impl(self, *args: object, **kwargs: object) -> stt.SpeechEvent:
+        raise NotImplementedError
+
+
+def _stt_outage_error() -> stt.STTError:
+    return stt.STTError(timestamp=0, label="s", error=RuntimeError("503"), recoverable=False)
+
+
+@pytest.mark.parametrize(
+    ("max_errors", "survives"),
+    [(3, False), (MAX_UNRECOVERABLE_ERRORS, True)],
+    ids=["framework-default", "ours"],
+)
+async def test_an_stt_outage_of_many_utterances_keeps_the_session(
+    max_errors: int, survives: bool
+) -> None:
+    """The framework's default closed the session at the 4th failed utterance (a transcript is
+    the only thing that resets its STT count, and the fallback line is not one); ours keeps it,
+    and typed messages, which need no STT, are still answered."""
+    down = DownSTT()
+    options = SessionConnectOptions(max_unrecoverable_errors=max_errors)
+    async with AgentSession(llm=FaqFakeLLM(), stt=down, conn_options=options) as session:
+        closed: list[CloseEvent] = []
+        session.on("close", closed.append)
+        await session.start(Agent(instructions="Answer briefly."))
+        for _ in range(6):
+            down.emit("error", _stt_outage_error())
+        await asyncio.sleep(0.2)
+        if not survives:
+            assert [ev.reason.value for ev in closed] == ["error"]
+            return
+        assert closed == []
+        result: RunResult[None] = await session.run(user_input="Are you still there?")
+        result.expect.next_event().is_message(role="assistant")
+
+
+def test_provider_calls_use_the_configured_timeout_and_keep_retrying() -> None:
+    settings = load_settings(_env_file=None, agent_provider_timeout_seconds=3.5)
+    options = provider_connect_options(settings)
+    assert options.timeout == 3.5
+    assert options.max_retry >= 1
