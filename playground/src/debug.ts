@@ -16,6 +16,8 @@ export interface PlaygroundDebug {
   connection: string;
   room: string | null;
   identity: string | null;
+  /** The agent's identity once it is in the room. */
+  agent: string | null;
 }
 
 declare global {
@@ -34,9 +36,19 @@ export function createDebugState(): PlaygroundDebug {
     connection: 'disconnected',
     room: null,
     identity: null,
+    agent: null,
   };
   window.__playground = debug;
   return debug;
+}
+
+/** Forget the previous session's states and transcripts (a new agent session restarts seq). */
+export function resetSession(debug: PlaygroundDebug, room: string, identity: string): void {
+  debug.states.length = 0;
+  debug.transcripts.length = 0;
+  debug.room = room;
+  debug.identity = identity;
+  debug.agent = null;
 }
 
 export function recordSegment(debug: PlaygroundDebug, segment: TranscriptSegment): void {

@@ -27,7 +27,7 @@ import { ConnectionState, DisconnectReason, Room, RoomEvent } from 'livekit-clie
 import { registerAgentStateHandler, type AgentStateEvent } from './agentState';
 import { playRemoteAudio, resumeAudioOnFirstInteraction } from './audio';
 import { loadConfig } from './config';
-import { createDebugState, recordSegment } from './debug';
+import { createDebugState, recordSegment, resetSession } from './debug';
 import { DEMO_FAQS } from './demoFaqs';
 import { DEFAULT_LANGUAGE, LANGUAGES } from './languages';
 import { AGENT_IDENTITY_PREFIX, describeError, findAgent, performRpc } from './rpc';
@@ -145,6 +145,7 @@ function updateControls(): void {
     button.disabled = !connected;
   }
   const agent = connected ? findAgent(room) : undefined;
+  debug.agent = agent?.identity ?? null;
   ui.agentStatus.textContent = connected
     ? `${room.name} · ${room.localParticipant.identity} · ${agent ? agent.identity : 'waiting for the agent…'}`
     : '';
@@ -169,8 +170,7 @@ async function connect(): Promise<void> {
     lastSeq = 0;
     transcript.clear();
     avatar.set('initializing');
-    debug.room = token.room;
-    debug.identity = token.identity;
+    resetSession(debug, token.room, token.identity);
     await room.connect(url, token.token);
     eventLog.add('info', `connected to ${url}`);
     await room.localParticipant.setMicrophoneEnabled(true);
