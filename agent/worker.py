@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from livekit.agents import AgentServer, JobContext, JobProcess, JobRequest, room_io
 from livekit.plugins import silero
@@ -116,6 +117,22 @@ def _retry_policy(settings: Settings) -> RetryPolicy:
     )
 
 
+def _job_count_load(max_jobs: int | None) -> dict[str, Any]:
+    """With AGENT_MAX_JOBS, the load the worker reports is its share of that many jobs.
+
+    The framework's default measures the whole machine's CPU, and livekit-server stops offering
+    jobs to a worker whose reported load reaches its `target_load` (0.7): on a machine shared
+    with other work that refuses sessions for reasons that are not ours.
+    """
+    if max_jobs is None:
+        return {}
+
+    def job_share(server: AgentServer) -> float:
+        return len(server.active_jobs) / max_jobs
+
+    return {"load_fnc": job_share, "load_threshold": math.inf}
+
+
 def _at_most_jobs(server: AgentServer, max_jobs: int) -> Callable[[JobRequest], Awaitable[None]]:
     async def on_request(request: JobRequest) -> None:
         if len(server.active_jobs) >= max_jobs:
@@ -144,12 +161,10 @@ def build_server(settings: Settings | None = None) -> AgentServer:
         setup_fnc=prewarm,
         log_level=settings.log_level,
         **metrics_server_options(settings),
+        **_job_count_load(settings.agent_max_jobs),
     )
     on_request = None
     if settings.agent_max_jobs is not None:
-        # A fixed job count instead of the framework's whole-machine CPU load, which on a
-        # machine shared with other work refuses jobs for reasons that are not ours.
-        server.update_options(load_threshold=math.inf)
         on_request = _at_most_jobs(server, settings.agent_max_jobs)
     elif settings.agent_load_threshold is not None:
         server.update_options(load_threshold=settings.agent_load_threshold)

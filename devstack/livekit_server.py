@@ -115,6 +115,9 @@ class LiveKitServerConfig:
             "keys": {self.api_key: self.api_secret},
             "logging": {"level": "info", "json": False},
             "room": {"empty_timeout": 30, "departure_timeout": 10},
+            # Offer jobs until a worker reports full load; our local workers report their share
+            # of AGENT_MAX_JOBS (the 0.7 default would hold back a third of the capacity).
+            "agents": {"target_load": 1.0},
         }
         return json.dumps(config, indent=2)
 
