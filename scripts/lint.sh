@@ -5,3 +5,4 @@ cd "$(dirname "$0")/.."
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+if [ -d playground/node_modules ]; then (cd playground && npm run --silent typecheck); fi
