@@ -19,6 +19,7 @@ from .conversation import AvatarAgent, Conversation
 from .lifecycle import (
     end_job_when_session_closes,
     end_when_idle,
+    keep_jobs_through_worker_signals,
     speak_fallback_on_errors,
     wait_for_rejoin,
 )
@@ -41,6 +42,7 @@ VAD_KEY = "vad"
 
 def prewarm(proc: JobProcess) -> None:
     """Once per job process, before any job: the VAD model and every prompt file."""
+    keep_jobs_through_worker_signals()
     proc.userdata[VAD_KEY] = silero.VAD.load()
     preload_prompts()
 

@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+import subprocess
+import sys
 from dataclasses import dataclass, field
 
 import pytest
@@ -23,6 +26,7 @@ from livekit.agents.voice.agent_session import SessionConnectOptions
 from agent.lifecycle import (
     MAX_UNRECOVERABLE_ERRORS,
     end_job_when_session_closes,
+    keep_jobs_through_worker_signals,
     speak_fallback_on_errors,
     wait_for_rejoin,
 )
@@ -203,3 +207,37 @@ def test_provider_calls_use_the_configured_timeout_and_keep_retrying() -> None:
     options = provider_connect_options(settings)
     assert options.timeout == 3.5
     assert options.max_retry >= 1
+
+
+_JOB_PROCESS_SCRIPT = """
+import multiprocessing, os, signal, sys
+from agent.lifecycle import JOB_PROCESS_NAME, keep_jobs_through_worker_signals
+multiprocessing.current_process().name = JOB_PROCESS_NAME
+if sys.argv[1] == "protected" and not keep_jobs_through_worker_signals():
+    sys.exit(3)
+os.kill(os.getpid(), signal.SIGTERM)
+os.kill(os.getpid(), signal.SIGINT)
+print("still running")
+"""
+
+
+@pytest.mark.parametrize("mode", ["protected", "unprotected"])
+def test_job_process_survives_a_stop_signal_sent_to_the_process_group(mode: str) -> None:
+    """A group-wide SIGTERM must leave job processes to the worker's drain, not kill them."""
+    done = subprocess.run(
+        [sys.executable, "-c", _JOB_PROCESS_SCRIPT, mode],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if mode == "protected":
+        assert (done.returncode, done.stdout.strip()) == (0, "still running"), done.stderr
+    else:
+        assert done.returncode == -signal.SIGTERM
+
+
+def test_signal_protection_is_only_for_job_processes() -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    assert keep_jobs_through_worker_signals() is False  # the test runner is no job process
+    assert signal.getsignal(signal.SIGTERM) is before
