@@ -1,0 +1,62 @@
+"""Stacks for the benchmarks: extra agent workers next to a devstack, and direct tokens."""
+
+from __future__ import annotations
+
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from common.metadata import SessionMetadata
+from devstack.paths import REPO_ROOT
+from devstack.ports import free_tcp_port
+from devstack.service import Service, log_contains
+from devstack.stack import Stack
+from simuser import SimulatedUser
+from simuser.token import new_identity, new_room_name
+from token_server.tokens import mint_token
+
+from .common import FAQS
+
+__all__ = ["bench_agent_service", "direct_user"]
+
+
+def bench_agent_service(
+    stack: Stack,
+    which: str,
+    *,
+    agent_name: str,
+    events_dir: Path,
+    env: dict[str, str] | None = None,
+) -> Service:
+    """`python -m bench.agents <which> start` against `stack`'s livekit-server and stand-in."""
+    service_env = dict(stack.env)
+    service_env.update(
+        {
+            "AGENT_NAME": agent_name,
+            "AGENT_HTTP_PORT": str(free_tcp_port()),
+            "BENCH_EVENTS_DIR": str(events_dir),
+            **(env or {}),
+        }
+    )
+    return Service(
+        f"bench-{which}",
+        [sys.executable, "-m", "bench.agents", which, "start"],
+        env=service_env,
+        cwd=REPO_ROOT,
+        log_path=stack.config.log_dir / f"bench-{which}-{stack.config.livekit.port}.log",
+        ready=log_contains("registered worker"),
+    )
+
+
+def direct_user(stack: Stack, agent_name: str) -> SimulatedUser:
+    """A user with a token minted here (as the token server does) dispatching `agent_name`."""
+    issued = mint_token(
+        api_key=stack.api_key,
+        api_secret=stack.api_secret,
+        room=new_room_name(),
+        identity=new_identity(),
+        metadata=SessionMetadata(language="en", faqs=list(FAQS)),
+        agent_name=agent_name,
+        ttl=timedelta(hours=1),
+    )
+    return SimulatedUser(stack.livekit_url, issued.token)
