@@ -115,6 +115,9 @@ def parse_metadata_lenient(raw: str | bytes | None) -> tuple[SessionMetadata, li
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         return SessionMetadata(), [f"metadata is not JSON: {exc}"]
+    except RecursionError:
+        # A few thousand nested brackets fit in the size bound and exhaust the parser's stack.
+        return SessionMetadata(), ["metadata is nested too deeply to parse"]
     if not isinstance(data, dict):
         return SessionMetadata(), [f"metadata is a JSON {type(data).__name__}, not an object"]
     try:

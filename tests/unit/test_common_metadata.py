@@ -91,6 +91,7 @@ def test_lenient_parse_of_valid_metadata_has_no_problems() -> None:
         ("{not json", "not JSON"),
         ("[1, 2]", "JSON list"),
         ("x" * 70000, "ignored"),
+        ("[" * 20000 + "]" * 20000, "nested too deeply"),
     ],
 )
 def test_lenient_parse_falls_back_to_defaults(raw: str | None, problem: str) -> None:
