@@ -34,6 +34,7 @@ from common.protocol import (
     SetLanguagePayload,
     is_agent_identity,
 )
+from common.validation import describe_validation_error
 
 __all__ = [
     "AgentRpc",
@@ -50,9 +51,6 @@ RpcHandler = Callable[[rtc.RpcInvocationData], Awaitable[str]]
 _Payload = TypeVar("_Payload", bound=BaseModel)
 _OK = OkResponse().model_dump_json()
 # Error messages name the fields at fault; the names come from the caller, so they are bounded.
-_MAX_DESCRIBED_ERRORS = 5
-_MAX_LOC_CHARS = 40
-_MAX_MSG_CHARS = 200
 
 
 class ConversationControl(Protocol):
@@ -95,24 +93,6 @@ def _error(code: RpcErrorCode, message: str) -> rtc.RpcError:
     return rtc.RpcError(int(code), message)
 
 
-def _printable(text: str, limit: int) -> str:
-    """Caller-chosen text (field names, values) made safe for an error message and a log line:
-    control and other invisible characters escaped, length bounded."""
-    shown = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text[:limit])
-    return shown + ("..." if len(text) > limit else "")
-
-
-def _describe(exc: ValidationError) -> str:
-    errors = exc.errors()
-    parts = []
-    for err in errors[:_MAX_DESCRIBED_ERRORS]:
-        loc = ".".join(_printable(str(p), _MAX_LOC_CHARS) for p in err["loc"]) or "payload"
-        parts.append(f"{loc}: {_printable(err['msg'], _MAX_MSG_CHARS)}")
-    if len(errors) > _MAX_DESCRIBED_ERRORS:
-        parts.append(f"and {len(errors) - _MAX_DESCRIBED_ERRORS} more problems")
-    return "; ".join(parts)
-
-
 def _parse(method: str, payload: str, model: type[_Payload]) -> _Payload:
     size = len(payload.encode())
     if size > MAX_RPC_PAYLOAD_BYTES:
@@ -124,7 +104,8 @@ def _parse(method: str, payload: str, model: type[_Payload]) -> _Payload:
         return model.model_validate_json(payload if payload.strip() else "{}")
     except ValidationError as exc:
         raise _error(
-            RpcErrorCode.INVALID_PAYLOAD, f"{method}: invalid payload: {_describe(exc)}"
+            RpcErrorCode.INVALID_PAYLOAD,
+            f"{method}: invalid payload: {describe_validation_error(exc)}",
         ) from None
 
 

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from common.metadata import Faq, SessionMetadata, parse_metadata_lenient
 from common.protocol import SetFaqsPayload, SetLanguagePayload, is_agent_identity
+from common.validation import describe_validation_error
 
 from .tasks import BackgroundTasks
 
@@ -105,12 +106,6 @@ class MetadataUpdate:
     problems: list[str] = field(default_factory=list)
 
 
-def _describe(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'metadata'}: {e['msg']}" for e in exc.errors()
-    )
-
-
 def parse_metadata_update(raw: str) -> MetadataUpdate:
     """Only the fields present and valid count: a broken update never resets the session."""
     if not raw.strip():
@@ -119,6 +114,8 @@ def parse_metadata_update(raw: str) -> MetadataUpdate:
         data = json.loads(raw)
     except ValueError as exc:
         return MetadataUpdate(problems=[f"metadata is not JSON: {exc}"])
+    except RecursionError:
+        return MetadataUpdate(problems=["metadata is nested too deeply to parse"])
     if not isinstance(data, dict):
         return MetadataUpdate(problems=[f"metadata is a JSON {type(data).__name__}, not an object"])
     problems: list[str] = []
@@ -128,12 +125,12 @@ def parse_metadata_update(raw: str) -> MetadataUpdate:
         try:
             language = SetLanguagePayload.model_validate({"language": data["language"]}).language
         except ValidationError as exc:
-            problems.append(_describe(exc))
+            problems.append(describe_validation_error(exc, root="metadata"))
     if "faqs" in data:
         try:
             faqs = tuple(SetFaqsPayload.model_validate({"faqs": data["faqs"]}).faqs)
         except ValidationError as exc:
-            problems.append(_describe(exc))
+            problems.append(describe_validation_error(exc, root="metadata"))
     return MetadataUpdate(language=language, faqs=faqs, problems=problems)
 
 

@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from .languages import DEFAULT_LANGUAGE, normalize_language_code
+from .validation import describe_validation_error
 
 __all__ = [
     "MAX_ANSWER_CHARS",
@@ -97,14 +98,6 @@ class SessionMetadata(BaseModel):
         return json.dumps(self.model_dump(mode="json"), ensure_ascii=False, separators=(",", ":"))
 
 
-def _describe(err: ValidationError) -> str:
-    parts = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "metadata"
-        parts.append(f"{loc}: {e['msg']}")
-    return "; ".join(parts)
-
-
 def parse_metadata_lenient(raw: str | bytes | None) -> tuple[SessionMetadata, list[str]]:
     """Parse metadata as the agent must: never raise, salvage each valid field, list problems."""
     if raw is None or (isinstance(raw, str | bytes) and not raw.strip()):
@@ -123,7 +116,7 @@ def parse_metadata_lenient(raw: str | bytes | None) -> tuple[SessionMetadata, li
     try:
         return SessionMetadata.model_validate(data), []
     except ValidationError as exc:
-        problems = [_describe(exc)]
+        problems = [describe_validation_error(exc, root="metadata")]
 
     kept: dict[str, Any] = {}
     for field in ("language", "faqs"):

@@ -101,3 +101,9 @@ async def test_metadata_change_reconfigures_only_what_changed() -> None:
     assert target.calls == ["faqs=1", "language=es"]
     await apply_metadata_update(target, parse_metadata_update('{"language": "bad"}'))
     assert target.language_code == "es"
+
+
+def test_deeply_nested_metadata_update_is_a_problem_not_a_crash() -> None:
+    update = parse_metadata_update('{"faqs":' + "[" * 20000 + "]" * 20000 + "}")
+    assert update.problems == ["metadata is nested too deeply to parse"]
+    assert update.faqs is None

@@ -118,3 +118,11 @@ def test_lenient_parse_keeps_the_valid_field() -> None:
 def test_lenient_parse_never_raises(data: object) -> None:
     meta, _ = parse_metadata_lenient(json.dumps(data))
     assert isinstance(meta, SessionMetadata)
+
+
+def test_problem_descriptions_escape_caller_chosen_keys() -> None:
+    raw = json.dumps({"language": "en", "x\nFORGED 2026 ERROR\x00": 1})
+    _, problems = parse_metadata_lenient(raw)
+    assert "\n" not in problems[0]
+    assert "\x00" not in problems[0]
+    assert "x\\nFORGED" in problems[0]
