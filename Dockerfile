@@ -76,9 +76,10 @@ COPY agent/ agent/
 ENV HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1 \
     AGENT_HTTP_HOST=0.0.0.0 \
-    AGENT_HTTP_PORT=8081
+    AGENT_HTTP_PORT=8081 \
+    AGENT_METRICS_PORT=9464
 USER 10001:10001
-EXPOSE 8081
+EXPOSE 8081 9464
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request as u; u.urlopen('http://127.0.0.1:%s/' % os.environ.get('AGENT_HTTP_PORT', '8081'), timeout=4)"]
 CMD ["python", "-m", "agent", "start"]

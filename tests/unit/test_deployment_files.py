@@ -405,9 +405,10 @@ def test_dockerfile_agent_image_runs_the_worker(stages: dict[str, Stage]) -> Non
     cmd = agent.all("CMD")[-1]
     assert cmd.json
     assert list(cmd.value) == ["python", "-m", "agent", "start"]
-    assert [c.value for c in agent.all("EXPOSE")] == [("8081",)]
+    assert [c.value for c in agent.all("EXPOSE")] == [("8081", "9464")]
     env = _env(agent, stages)
     assert env["AGENT_HTTP_PORT"] == "8081"
+    assert env["AGENT_METRICS_PORT"] == "9464"
     assert env["AGENT_HTTP_HOST"] == "0.0.0.0"
     assert env["LOG_FORMAT"] == "json"
 
