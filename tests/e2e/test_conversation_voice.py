@@ -137,7 +137,7 @@ async def test_agent_transcription_names_its_audio_track_with_one_final(
 ) -> None:
     user = talk.user
     agent_track = agent_audio_track_sid(user)
-    streams = [s for s in user.transcripts(speaker="agent")]
+    streams = user.transcripts(speaker="agent")
     assert {s.participant for s in streams} == {user.agent_identity}
     assert {s.track_id for s in streams} == {agent_track}
     finals = assert_one_final_per_segment(streams)
