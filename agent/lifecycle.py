@@ -13,17 +13,14 @@
   outlives provider outages (`MAX_UNRECOVERABLE_ERRORS`): the next turn after the provider is
   back is answered normally.
 - The worker is told to stop (SIGTERM/SIGINT): it drains, i.e. takes no new job and exits once
-  the running sessions have ended. `keep_jobs_through_worker_signals` makes sure a signal sent
-  to the whole process group reaches only the worker, not the job processes it is draining.
+  the running sessions have ended; `agent.forkserver_signals` keeps a signal sent to the whole
+  process group away from the job processes it is draining.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
-import signal
-import threading
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -37,12 +34,10 @@ from .tasks import BackgroundTasks
 
 __all__ = [
     "FALLBACK_MIN_INTERVAL_SECONDS",
-    "JOB_PROCESS_NAME",
     "MAX_UNRECOVERABLE_ERRORS",
     "Lines",
     "end_job_when_session_closes",
     "end_when_idle",
-    "keep_jobs_through_worker_signals",
     "speak_fallback_on_errors",
     "wait_for_rejoin",
 ]
@@ -59,10 +54,6 @@ FALLBACK_MIN_INTERVAL_SECONDS = 5.0
 # goes idle, never because a provider had a bad minute.
 MAX_UNRECOVERABLE_ERRORS = 1_000_000
 
-# `multiprocessing.current_process().name` inside a livekit-agents job process.
-JOB_PROCESS_NAME = "job_proc"
-_WORKER_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
 
 class Lines(Protocol):
     """Speaks the fixed per-language lines; `agent.conversation.Conversation` in production."""
@@ -74,25 +65,6 @@ class Lines(Protocol):
     def goodbye_line(self) -> str: ...
 
     def say_line(self, text: str, *, allow_interruptions: bool = True) -> SpeechHandle: ...
-
-
-def keep_jobs_through_worker_signals() -> bool:
-    """In a job process: ignore SIGTERM and SIGINT; the worker handles them by draining.
-
-    A stop signal often goes to the whole process group: systemd's default `KillMode`,
-    `kill -TERM -<pgid>`, Ctrl+C in a terminal, `make dev`. livekit-agents means its job
-    processes to ignore it (`job_proc_lazy_main`), but under the forkserver start method that
-    module is first imported in the forkserver, where its "am I a job process" check is false,
-    so job processes kept the default action: SIGTERM killed every running session at once
-    instead of letting the worker drain them. Returns whether the signals are now ignored.
-    """
-    if multiprocessing.current_process().name != JOB_PROCESS_NAME:
-        return False
-    if threading.current_thread() is not threading.main_thread():
-        return False  # a thread executor: signals belong to the worker's process anyway
-    for sig in _WORKER_STOP_SIGNALS:
-        signal.signal(sig, signal.SIG_IGN)
-    return True
 
 
 def end_job_when_session_closes(

@@ -15,11 +15,11 @@ from livekit.plugins import silero
 
 from common.languages import get_language
 
+from . import forkserver_signals
 from .conversation import AvatarAgent, Conversation
 from .lifecycle import (
     end_job_when_session_closes,
     end_when_idle,
-    keep_jobs_through_worker_signals,
     speak_fallback_on_errors,
     wait_for_rejoin,
 )
@@ -42,7 +42,6 @@ VAD_KEY = "vad"
 
 def prewarm(proc: JobProcess) -> None:
     """Once per job process, before any job: the VAD model and every prompt file."""
-    keep_jobs_through_worker_signals()
     proc.userdata[VAD_KEY] = silero.VAD.load()
     preload_prompts()
 
@@ -161,6 +160,8 @@ def build_server(settings: Settings | None = None) -> AgentServer:
         port=settings.agent_http_port,
         num_idle_processes=settings.agent_num_idle_processes,
         setup_fnc=prewarm,
+        # Stop signals sent to the whole process group must reach only the worker (it drains).
+        preload_modules=[forkserver_signals.__name__],
         log_level=settings.log_level,
         **metrics_server_options(settings),
         **_job_count_load(settings.agent_max_jobs),

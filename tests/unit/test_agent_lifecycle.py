@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
+import json
 import logging
 import signal
 import subprocess
@@ -23,10 +25,10 @@ from livekit.agents import (
 from livekit.agents.stt import STTCapabilities
 from livekit.agents.voice.agent_session import SessionConnectOptions
 
+from agent import forkserver_signals
 from agent.lifecycle import (
     MAX_UNRECOVERABLE_ERRORS,
     end_job_when_session_closes,
-    keep_jobs_through_worker_signals,
     speak_fallback_on_errors,
     wait_for_rejoin,
 )
@@ -209,35 +211,50 @@ def test_provider_calls_use_the_configured_timeout_and_keep_retrying() -> None:
     assert options.max_retry >= 1
 
 
-_JOB_PROCESS_SCRIPT = """
-import multiprocessing, os, signal, sys
-from agent.lifecycle import JOB_PROCESS_NAME, keep_jobs_through_worker_signals
-multiprocessing.current_process().name = JOB_PROCESS_NAME
-if sys.argv[1] == "protected" and not keep_jobs_through_worker_signals():
-    sys.exit(3)
-os.kill(os.getpid(), signal.SIGTERM)
-os.kill(os.getpid(), signal.SIGINT)
-print("still running")
+_FORKSERVER_SCRIPT = """
+import json, multiprocessing, signal, sys, time
+from multiprocessing import forkserver
+
+def ignores_sigterm(pid):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("SigIgn:"):
+                return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+
+ctx = multiprocessing.get_context("forkserver")
+if sys.argv[1] == "preloaded":
+    ctx.set_forkserver_preload(["agent.forkserver_signals"])
+job = ctx.Process(target=time.sleep, args=(60,))
+job.start()
+print(json.dumps({
+    "forkserver": ignores_sigterm(forkserver._forkserver._forkserver_pid),
+    "job": ignores_sigterm(job.pid),
+    "here": ignores_sigterm("self"),
+}))
+job.kill()
+job.join()
 """
 
 
-@pytest.mark.parametrize("mode", ["protected", "unprotected"])
-def test_job_process_survives_a_stop_signal_sent_to_the_process_group(mode: str) -> None:
-    """A group-wide SIGTERM must leave job processes to the worker's drain, not kill them."""
+@pytest.mark.parametrize(("preload", "ignored"), [("preloaded", True), ("plain", False)])
+def test_forkserver_and_its_job_processes_ignore_a_group_wide_sigterm(
+    preload: str, ignored: bool
+) -> None:
+    """With the module preloaded, a SIGTERM to the whole process group leaves the forkserver and
+    the job processes to the worker's drain; without it (the framework alone) both die."""
     done = subprocess.run(
-        [sys.executable, "-c", _JOB_PROCESS_SCRIPT, mode],
+        [sys.executable, "-c", _FORKSERVER_SCRIPT, preload],
         capture_output=True,
         text=True,
-        timeout=60,
-        check=False,
+        timeout=120,
+        check=True,
     )
-    if mode == "protected":
-        assert (done.returncode, done.stdout.strip()) == (0, "still running"), done.stderr
-    else:
-        assert done.returncode == -signal.SIGTERM
+    seen = json.loads(done.stdout)
+    assert seen == {"forkserver": ignored, "job": ignored, "here": False}
 
 
-def test_signal_protection_is_only_for_job_processes() -> None:
+def test_forkserver_signals_does_nothing_outside_the_forkserver() -> None:
     before = signal.getsignal(signal.SIGTERM)
-    assert keep_jobs_through_worker_signals() is False  # the test runner is no job process
+    module = importlib.reload(forkserver_signals)
+    assert module.imported_by_the_forkserver() is False
     assert signal.getsignal(signal.SIGTERM) is before
