@@ -1,6 +1,6 @@
 """Capacity: concurrent voice sessions against one agent worker.
 
-`python -m bench.capacity` (about 6-8 minutes with the defaults; stops early past the knee and
+`python -m bench.capacity` (about 7 minutes with the defaults; stops early past the knee and
 never starts a step that would cross `--budget` seconds).
 
 One livekit-server, one stand-in, ONE worker (our agent, `AGENT_MAX_JOBS=50`). For each step
@@ -219,6 +219,11 @@ def capacity(steps: list[dict[str, Any]]) -> int | None:
     return best
 
 
+def _marginal_pss(step: dict[str, Any], idle_mib: float) -> float:
+    """Peak PSS of the tree above the idle worker's, per session."""
+    return round((float(step["worker_peak_pss_mib"]) - idle_mib) / int(step["sessions"]), 1)
+
+
 def plot(data: dict[str, Any], cap: int | None, path: Path, title: str) -> None:
     steps = data["steps"]
     ns = [s["sessions"] for s in steps]
@@ -253,14 +258,15 @@ def plot(data: dict[str, Any], cap: int | None, path: Path, title: str) -> None:
     ax2.set_ylabel("% of one core")
     ax2.grid(alpha=0.3)
     ax3 = ax2.twinx()
+    idle = data["idle_worker"]["pss_mib"]
     ax3.plot(
         ns,
-        [s["worker_peak_pss_mib"] / s["sessions"] for s in steps],
+        [_marginal_pss(s, idle) for s in steps],
         "d-",
         color="purple",
-        label="PSS MiB / session",
+        label="PSS MiB / session (above idle worker)",
     )
-    ax3.set_ylabel("MiB per session (PSS, peak)")
+    ax3.set_ylabel("MiB per session (peak PSS above idle)")
     lines = ax2.get_legend_handles_labels()
     more = ax3.get_legend_handles_labels()
     ax2.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="upper left")
@@ -310,18 +316,19 @@ def main() -> None:
     cap = capacity(data["steps"])
     data["capacity_sessions"] = cap
     result.data = data
+    idle = data["idle_worker"]["pss_mib"]
     for s in data["steps"]:
         result.row(
             f"capacity N={s['sessions']}",
             f"p95 {s['latency_ms'].get('p95')} ms",
             note=f"p50 {s['latency_ms'].get('p50')} ms; {s['failed_turns']}/{s['turns']} failed; "
             f"{s['worker_cpu_pct_per_session']}% CPU/session; "
-            f"{s['worker_peak_pss_mib'] / s['sessions']:.0f} MiB PSS/session",
+            f"{_marginal_pss(s, idle):.0f} MiB PSS/session above the idle worker",
         )
     result.row(
         f"capacity (p95 within {LIMIT_FACTOR}x of 1 session, no failures)",
         f"{cap} sessions" if cap is not None else "n/a",
-        note=f"idle worker {data['idle_worker']['pss_mib']} MiB PSS",
+        note=f"idle worker {idle} MiB PSS (worker, 1 idle job process, inference process)",
     )
     m = result.machine
     result.results_dir.mkdir(parents=True, exist_ok=True)

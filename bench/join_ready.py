@@ -1,6 +1,6 @@
 """Join -> ready: token request to the first `listening` state RPC at the user.
 
-`python -m bench.join_ready` (about 5 minutes with the defaults).
+`python -m bench.join_ready` (about 3.5 minutes with the defaults).
 
 Two stacks side by side in the same run, each livekit-server + stand-in + token server + our agent
 worker: one with `AGENT_NUM_IDLE_PROCESSES=0` (a job process is spawned per session), one with

@@ -1,6 +1,6 @@
 """State RPC latency: agent-side state change -> the page's `agent_state_changed` handler runs.
 
-`python -m bench.state_rpc` (about 4 minutes with the defaults).
+`python -m bench.state_rpc` (about 3.5 minutes with the defaults).
 
 One stack (livekit-server, stand-in, token server, our agent worker) and one long conversation:
 `--text-turns` `send_text` turns (every other one interrupted once the agent speaks, which adds

@@ -1,6 +1,6 @@
 """Voice turn latency, ours vs the framework's plain pipeline, in the same run.
 
-`python -m bench.voice_turn` (about 6 minutes with the defaults).
+`python -m bench.voice_turn` (about 7 minutes with the defaults).
 
 One livekit-server and one stand-in; two workers on it: ours (`bench.agents.ours`: the real
 `agent.worker` with timing capture) and the baseline (`bench.agents.baseline`). Sessions
@@ -11,7 +11,8 @@ Per turn, end of user speech (the last non-silent sample's pacing time) -> first
 audio frame at the user, split into (wall clocks of the same machine):
 
 - capture + VAD: end of speech -> the agent's VAD end of speech (`stopped_speaking_at`);
-- STT: `transcription_delay` (VAD end of speech -> final transcript);
+- VAD silence + STT: `transcription_delay` (VAD end of speech -> final transcript; the STT
+  request only starts once the VAD has heard `min_silence_duration`, 0.55 s, of silence);
 - endpointing: `end_of_turn_delay` - `transcription_delay` (turn detector, endpointing delay);
 - LLM first token: `llm_node_ttft`; TTS first byte: `tts_node_ttfb`;
 - agent other: the rest of the agent's `e2e_latency` (scheduling, playout start; negative when
@@ -67,7 +68,7 @@ COMPONENTS = (
 )
 LABELS = {
     "capture_vad": "capture + VAD",
-    "stt": "STT",
+    "stt": "VAD silence + STT",
     "endpointing": "endpointing",
     "llm_ttft": "LLM first token",
     "tts_ttfb": "TTS first byte",
@@ -241,9 +242,9 @@ def plot(analysis: dict[str, Any], path: Path, title: str) -> None:
             ax1.plot([p50], [y], "k|", markersize=22)
             ax1.text(p50 + 20, y + 0.3, f"measured p50 {p50:.0f} ms", fontsize=8)
     ax1.set_yticks(range(len(agents)), agents)
-    ax1.set_xlabel("ms (median of each component, stacked)")
+    ax1.set_xlabel("ms (median of each component, stacked)", labelpad=2)
     ax1.set_title("End of user speech -> first agent audio at the user")
-    ax1.legend(fontsize=7, loc="lower right")
+    ax1.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=4)
     data = [[r["total"] for r in analysis["per_agent"][a]] or [0.0] for a in agents]
     ax2.boxplot(data, tick_labels=agents, showfliers=True)
     for i, values in enumerate(data, start=1):
