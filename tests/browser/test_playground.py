@@ -11,15 +11,12 @@ kept off the network by its flags. The page is `playground/dist`, built by `npm 
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 import re
 import shutil
 import subprocess
 import time
 import unicodedata
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +32,6 @@ from devstack.stack import Stack
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
-logger = logging.getLogger(__name__)
 
 CHROMIUM = Path("/usr/bin/chromium")
 PLAYGROUND = REPO_ROOT / "playground"
@@ -54,13 +50,8 @@ SWITCH_TO = "es"
 LEAD_SILENCE_S = 6.0
 TRAIL_SILENCE_S = 4.0
 STEP_TIMEOUT_S = 30.0
-# livekit-server offers a job only to a worker whose reported load is under its target (0.7).
-WORKER_LOAD_TARGET = 0.7
-# The worker reports the machine's CPU load, so on a busy machine the room's one dispatch can be
-# dropped ("no servers available"); the page then waits forever for an agent. The test then
-# reconnects (a new room, a new dispatch), as a user would, a bounded number of times.
-AGENT_JOIN_TIMEOUT_S = 10.0
-CONNECT_ATTEMPTS = 3
+# A hang guard: the agent normally joins within a second or two of the page.
+AGENT_JOIN_TIMEOUT_S = 30.0
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -172,23 +163,6 @@ def microphone_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return wav
 
 
-def wait_for_worker_capacity(stack: Stack, timeout: float = 30.0) -> None:
-    """Wait until the agent worker reports a load livekit-server will dispatch a job to.
-
-    The worker reports the machine's CPU load; right after the stack starts (or on a busy shared
-    machine) it can be over the server's target, and the room's one dispatch would be dropped.
-    """
-    deadline = time.monotonic() + timeout
-    load = 1.0
-    while time.monotonic() < deadline:
-        with urllib.request.urlopen(f"{stack.agent_health_url}worker", timeout=2) as response:
-            load = float(json.load(response)["worker_load"])
-        if load < WORKER_LOAD_TARGET - 0.1:
-            return
-        time.sleep(0.5)
-    pytest.fail(f"the agent worker stayed at load {load:.2f} for {timeout:.0f}s: no job would run")
-
-
 @pytest.fixture(scope="module")
 def session(stack: Stack, built_page: Path, microphone_wav: Path) -> Iterator[Session]:
     if not CHROMIUM.exists():
@@ -219,38 +193,27 @@ def session(stack: Stack, built_page: Path, microphone_wav: Path) -> Iterator[Se
             browser.close()
 
 
-def connect_until_the_agent_joins(session: Session) -> int:
-    """Click Connect until an agent joins the room; returns the number of attempts it took."""
+def connect_and_wait_for_the_agent(session: Session) -> None:
+    """Click Connect; the token's room configuration must get the agent dispatched."""
     page = session.page
-    for attempt in range(1, CONNECT_ATTEMPTS + 1):
-        wait_for_worker_capacity(session.stack)
-        page.click('[data-action="connect"]')
-        session.wait_for(
-            "the page to connect",
-            lambda: (
-                page.get_attribute('[data-role="connection-state"]', "data-state") == "connected"
-            ),
-        )
-        deadline = time.monotonic() + AGENT_JOIN_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if session.debug()["agent"]:
-                return attempt
-            page.wait_for_timeout(150)
-        page.click('[data-action="disconnect"]')
-        session.wait_for(
-            "the page to disconnect",
-            lambda: (
-                page.get_attribute('[data-role="connection-state"]', "data-state") == "disconnected"
-            ),
-        )
-    pytest.fail(f"no agent joined in {CONNECT_ATTEMPTS} rooms\n{session.diagnostics()}")
+    page.click('[data-action="connect"]')
+    session.wait_for(
+        "the page to connect",
+        lambda: page.get_attribute('[data-role="connection-state"]', "data-state") == "connected",
+    )
+    deadline = time.monotonic() + AGENT_JOIN_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if session.debug()["agent"]:
+            return
+        page.wait_for_timeout(150)
+    pytest.fail(f"no agent joined the room\n{session.diagnostics()}")
 
 
 def test_playground_connects_and_the_agent_greets(session: Session) -> None:
     page = session.page
     assert page.locator('[data-role="language"]').input_value() == FIRST_LANGUAGE
 
-    attempts = connect_until_the_agent_joins(session)
+    connect_and_wait_for_the_agent(session)
 
     greeting = normalize(language_prompts(get_language(FIRST_LANGUAGE).prompt).greeting)
     # A prefix is enough: if the user's question barges in, the greeting is cut short.
@@ -263,8 +226,6 @@ def test_playground_connects_and_the_agent_greets(session: Session) -> None:
     assert debug["identity"].startswith("user-")
     assert re.fullmatch(r"avatar-[0-9a-f]{8}", debug["room"])
     assert debug["agent"].startswith("agent")
-    if attempts > 1:
-        logger.warning("an agent joined only on connect attempt %d (dispatch dropped)", attempts)
 
 
 def faq_answer(page: Page, question: str) -> str:
