@@ -29,7 +29,7 @@ from common.languages import LANGUAGES
 from common.metadata import MAX_FAQS, MAX_METADATA_BYTES, Faq
 from common.protocol import AgentStatus
 from devstack.stack import Stack
-from simuser import SimulatedUser
+from simuser import SimulatedUser, Stamp
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -137,15 +137,14 @@ async def greeted(user: SimulatedUser, log_path: Path, room: str) -> bool:
 
 
 async def ask(user: SimulatedUser, question: str) -> str:
-    """Type `question`; the text of the agent's next final transcript."""
-    before = len(user.transcripts(speaker="agent", final=True))
+    """Type `question`; the text of the agent's first final transcript begun after it was sent.
+
+    Counting finals is not enough: the greeting's final can land after its `listening` state.
+    """
+    sent = Stamp.now()
     await user.send_text(question)
-
-    def check() -> str | None:
-        finals = user.transcripts(speaker="agent", final=True)
-        return finals[before].text if len(finals) > before else None
-
-    return await user.recording.wait_for(check, WAIT, f"an answer to {question!r}")
+    answer = await user.wait_for_transcript(speaker="agent", final=True, after=sent, timeout=WAIT)
+    return answer.text
 
 
 async def run_case(stack: Stack, metadata: str, scenario: Scenario | None) -> Outcome:
