@@ -1,5 +1,5 @@
 # The two README commands: `make dev` runs the whole stack, `make test` runs every test.
-.PHONY: dev test lint fmt bootstrap bench
+.PHONY: dev test lint fmt bootstrap bench bench-join bench-state-rpc bench-voice bench-capacity bench-tokens bench-report
 
 dev:
 	bash scripts/bootstrap.sh
@@ -17,3 +17,24 @@ fmt: bootstrap
 
 bootstrap:
 	bash scripts/bootstrap.sh
+
+# Benchmarks: one command each (results and plots in bench/results/), `make bench` runs them all.
+bench-join: bootstrap
+	.venv/bin/python -m bench.join_ready
+
+bench-state-rpc: bootstrap
+	.venv/bin/python -m bench.state_rpc
+
+bench-voice: bootstrap
+	.venv/bin/python -m bench.voice_turn
+
+bench-capacity: bootstrap
+	.venv/bin/python -m bench.capacity
+
+bench-tokens: bootstrap
+	.venv/bin/python -m bench.token_throughput
+
+bench-report: bootstrap
+	.venv/bin/python -m bench.report
+
+bench: bench-join bench-state-rpc bench-voice bench-capacity bench-tokens bench-report

@@ -147,7 +147,11 @@ def _at_most_jobs(server: AgentServer, max_jobs: int) -> Callable[[JobRequest], 
     return on_request
 
 
-def build_server(settings: Settings | None = None) -> AgentServer:
+def build_server(
+    settings: Settings | None = None,
+    *,
+    session_entrypoint: Callable[[JobContext], Awaitable[None]] = entrypoint,
+) -> AgentServer:
     """The worker: explicit dispatch under AGENT_NAME, health endpoint on AGENT_HTTP_PORT."""
     settings = settings or get_settings()
     server = AgentServer(
@@ -171,7 +175,7 @@ def build_server(settings: Settings | None = None) -> AgentServer:
         on_request = _at_most_jobs(server, settings.agent_max_jobs)
     elif settings.agent_load_threshold is not None:
         server.update_options(load_threshold=settings.agent_load_threshold)
-    server.rtc_session(entrypoint, agent_name=settings.agent_name, on_request=on_request)
+    server.rtc_session(session_entrypoint, agent_name=settings.agent_name, on_request=on_request)
 
     @server.on("worker_started")
     def _on_started() -> None:

@@ -20,7 +20,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 import agent.worker as worker
 from agent.pipeline import OpenAIPipeline
-from agent.settings import Settings, get_settings
+from agent.settings import Settings
 from common.languages import Language
 from common.metadata import Faq
 
@@ -70,22 +70,6 @@ async def timed_entrypoint(ctx: JobContext) -> None:
 worker.build_session = build_timed_session  # type: ignore[attr-defined]
 
 
-def job_count_load(server: AgentServer) -> float:
-    """The worker's reported load as the share of AGENT_MAX_JOBS slots in use.
-
-    `agent.worker` sets `load_threshold=inf` for AGENT_MAX_JOBS but keeps the framework's default
-    load function (whole-machine CPU). livekit-server then stops dispatching to a worker that
-    reports ~1.0 ("no servers available") whenever the shared machine is busy, which is exactly
-    when a benchmark runs. Reported to the agent's owner; remove once `agent.worker` does this.
-    """
-    max_jobs = get_settings().agent_max_jobs or 1
-    return min(1.0, len(server.active_jobs) / max_jobs)
-
-
 def build_server() -> AgentServer:
-    server = worker.build_server()
-    # Bench-only: swap the registered entrypoint for ours (AgentServer has no public setter and
-    # refuses a second `rtc_session`); agent name, on_request and options stay as built.
-    server._entrypoint_fnc = timed_entrypoint
-    server.load_fnc = job_count_load
-    return server
+    # The real worker (options, AGENT_MAX_JOBS load and guard, agent name), timed entrypoint.
+    return worker.build_server(session_entrypoint=timed_entrypoint)
