@@ -20,8 +20,9 @@ class Language:
     """Everything the pipeline needs to speak one language.
 
     `code` is the BCP-47 tag the frontend sends; `stt_language` the ISO-639-1 code the
-    speech-to-text API takes; `tts_voice` an OpenAI voice name (the offline stand-in maps it
-    to an espeak-ng voice); `prompt` names the per-language text file under `prompts/languages/`.
+    speech-to-text API takes; `tts_voice` an OpenAI voice name; `prompt` names the per-language
+    text file under `prompts/languages/`; `espeak_voice` is the espeak-ng voice that the offline
+    stand-in speaks with and the simulated user renders questions in.
     """
 
     code: str
@@ -30,17 +31,19 @@ class Language:
     stt_language: str
     tts_voice: str
     prompt: str
+    espeak_voice: str
 
 
 LANGUAGES: tuple[Language, ...] = (
-    Language("en", "English", "English", "en", "alloy", "en"),
-    Language("en-GB", "British English", "English (UK)", "en", "fable", "en"),
-    Language("es", "Spanish", "Español", "es", "nova", "es"),
-    Language("es-MX", "Mexican Spanish", "Español (México)", "es", "shimmer", "es"),
-    Language("fr", "French", "Français", "fr", "echo", "fr"),
-    Language("de", "German", "Deutsch", "de", "onyx", "de"),
-    Language("it", "Italian", "Italiano", "it", "sage", "it"),
-    Language("pt-BR", "Brazilian Portuguese", "Português (Brasil)", "pt", "coral", "pt"),
+    # espeak-ng's plain "en" is British: US English matches the recogniser's en-US model.
+    Language("en", "English", "English", "en", "alloy", "en", "en-us"),
+    Language("en-GB", "British English", "English (UK)", "en", "fable", "en", "en-gb"),
+    Language("es", "Spanish", "Español", "es", "nova", "es", "es"),
+    Language("es-MX", "Mexican Spanish", "Español (México)", "es", "shimmer", "es", "es-419"),
+    Language("fr", "French", "Français", "fr", "echo", "fr", "fr-fr"),
+    Language("de", "German", "Deutsch", "de", "onyx", "de", "de"),
+    Language("it", "Italian", "Italiano", "it", "sage", "it", "it"),
+    Language("pt-BR", "Brazilian Portuguese", "Português (Brasil)", "pt", "coral", "pt", "pt-br"),
 )
 
 DEFAULT_LANGUAGE = "en"

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from common.languages import normalize_language_code
+from common.languages import LANGUAGES, normalize_language_code
 from devstack.paths import CACHE_DIR
 
 __all__ = [
@@ -29,17 +29,7 @@ logger = logging.getLogger(__name__)
 
 SPEECH_CACHE_DIR = CACHE_DIR / "speech"
 
-# Session language (common.languages) -> espeak-ng voice.
-ESPEAK_VOICES: dict[str, str] = {
-    "en": "en-us",
-    "en-GB": "en-gb",
-    "es": "es",
-    "es-MX": "es-419",
-    "fr": "fr-fr",
-    "de": "de",
-    "it": "it",
-    "pt-BR": "pt-br",
-}
+ESPEAK_VOICES: dict[str, str] = {lang.code: lang.espeak_voice for lang in LANGUAGES}
 
 DEFAULT_SPEED_WPM = 160
 

@@ -21,16 +21,7 @@ __all__ = ["ESPEAK_VOICES", "SAMPLE_RATE", "Synthesizer", "resolve_language"]
 logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 24000
-ESPEAK_VOICES: dict[str, str] = {
-    "en": "en-us",
-    "en-GB": "en-gb",
-    "es": "es",
-    "es-MX": "es-419",
-    "fr": "fr-fr",
-    "de": "de",
-    "it": "it",
-    "pt-BR": "pt-br",
-}
+ESPEAK_VOICES: dict[str, str] = {lang.code: lang.espeak_voice for lang in LANGUAGES}
 ESPEAK_WPM = 175  # espeak-ng's default rate, used for speed 1.0
 CHUNK_BYTES = 4800  # 100 ms of 24 kHz int16
 
