@@ -330,18 +330,7 @@ def main() -> None:
         f"{cap} sessions" if cap is not None else "n/a",
         note=f"idle worker {idle} MiB PSS (worker, 1 idle job process, inference process)",
     )
-    m = result.machine
-    result.results_dir.mkdir(parents=True, exist_ok=True)
-    plot(
-        data,
-        cap,
-        result.png_path,
-        f"{m['date']} · {m['nproc']} CPU · load {m['load_avg_start']} · "
-        f"livekit-agents {m['livekit_agents']} · livekit-server {m['livekit_server']}",
-    )
-    result.write()
-    for row in result.summary:
-        print(f"{row['metric']}: {row['value']}  {row['note']}")
+    result.finish(lambda path, caption: plot(data, cap, path, caption))
 
 
 if __name__ == "__main__":

@@ -196,6 +196,24 @@ class ResultFile:
     def png_path(self) -> Path:
         return self.results_dir / f"{self.name}.png"
 
+    @property
+    def caption(self) -> str:
+        """The plot's footnote: when, on what, under which load, with which versions."""
+        m = self.machine
+        return (
+            f"{m['date']} · {m['nproc']} CPU {m.get('cpu_model', '')} · load {m['load_avg_start']}"
+            f" · livekit-agents {m['livekit_agents']} · livekit-server {m['livekit_server']}"
+        )
+
+    def finish(self, draw: Callable[[Path, str], None]) -> Path:
+        """Draw the plot (`draw(png_path, caption)`), write the JSON, print the summary rows."""
+        self.results_dir.mkdir(parents=True, exist_ok=True)
+        draw(self.png_path, self.caption)
+        path = self.write()
+        for row in self.summary:
+            print(f"{row['metric']}: {row['value']}  {row['baseline']}  {row['note']}")
+        return path
+
     def write(self) -> Path:
         self.results_dir.mkdir(parents=True, exist_ok=True)
         machine = dict(self.machine)

@@ -175,18 +175,7 @@ def main() -> None:
             f"p50 {stats[name]['agent_join'].get('p50')} ms",
         )
     result.data = {"stats": stats, "sessions": raw}
-    m = result.machine
-    result.results_dir.mkdir(parents=True, exist_ok=True)
-    plot(
-        stats,
-        raw,
-        result.png_path,
-        f"{m['date']} · {m['nproc']} CPU · load {m['load_avg_start']} · "
-        f"livekit-agents {m['livekit_agents']} · livekit-server {m['livekit_server']}",
-    )
-    result.write()
-    for row in result.summary:
-        print(f"{row['metric']}: {row['value']}  {row['note']}")
+    result.finish(lambda path, caption: plot(stats, raw, path, caption))
 
 
 if __name__ == "__main__":

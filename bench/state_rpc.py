@@ -174,18 +174,7 @@ def main() -> None:
         fmt_ms(stats["user_rpc_round_trip"], "p50", "p95"),
         note="send_text/interrupt incl. the agent's handler",
     )
-    m = result.machine
-    result.results_dir.mkdir(parents=True, exist_ok=True)
-    plot(
-        data,
-        stats,
-        result.png_path,
-        f"{m['date']} · {m['nproc']} CPU · load {m['load_avg_start']} · "
-        f"livekit-agents {m['livekit_agents']} · livekit-server {m['livekit_server']}",
-    )
-    result.write()
-    for row in result.summary:
-        print(f"{row['metric']}: {row['value']}  {row['note']}")
+    result.finish(lambda path, caption: plot(data, stats, path, caption))
 
 
 if __name__ == "__main__":

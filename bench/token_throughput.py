@@ -262,16 +262,7 @@ def main() -> None:
         baseline=f"fixed token {costs['fixed_token']} ms",
         note="the rest of the per-request gap is the app's HTTP stack",
     )
-    m = result.machine
-    result.results_dir.mkdir(parents=True, exist_ok=True)
-    plot(
-        data,
-        result.png_path,
-        f"{m['date']} · {m['nproc']} CPU · load {m['load_avg_start']} · python {m['python']}",
-    )
-    result.write()
-    for row in result.summary:
-        print(f"{row['metric']}: {row['value']}  {row['note']}")
+    result.finish(lambda path, caption: plot(data, path, caption))
 
 
 if __name__ == "__main__":

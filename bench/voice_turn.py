@@ -337,17 +337,7 @@ def main() -> None:
             fmt_ms(o["standin_ms"][c], "p50"),
             baseline=fmt_ms(b["standin_ms"][c], "p50"),
         )
-    m = result.machine
-    result.results_dir.mkdir(parents=True, exist_ok=True)
-    plot(
-        analysis,
-        result.png_path,
-        f"{m['date']} · {m['nproc']} CPU {m['cpu_model']} · load {m['load_avg_start']} · "
-        f"livekit-agents {m['livekit_agents']} · livekit-server {m['livekit_server']}",
-    )
-    result.write()
-    for row in result.summary:
-        print(f"{row['metric']}: {row['value']}  {row['baseline']}  {row['note']}")
+    result.finish(lambda path, caption: plot(analysis, path, caption))
 
 
 if __name__ == "__main__":
