@@ -26,9 +26,14 @@ def http_ok(url: str) -> Callable[[Service], bool]:
 
 
 def log_contains(text: str) -> Callable[[Service], bool]:
+    """Ready once `text` appears in what this run of the service wrote to its log."""
+    needle = text.encode()
+
     def check(service: Service) -> bool:
         try:
-            return text in service.log_path.read_text(errors="replace")
+            with service.log_path.open("rb") as log:
+                log.seek(service.log_offset)
+                return needle in log.read()
         except FileNotFoundError:
             return False
 
@@ -53,6 +58,8 @@ class Service:
         self.ready = ready
         self.cwd = cwd
         self.proc: subprocess.Popen[bytes] | None = None
+        # Logs are appended to; readiness looks only past where this run started writing.
+        self.log_offset = 0
 
     @property
     def pid(self) -> int | None:
@@ -65,6 +72,7 @@ class Service:
     def start(self, timeout: float = 60.0) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
+            self.log_offset = log.tell()
             # Own process group: stopping the service also stops what it spawned (job processes).
             self.proc = subprocess.Popen(
                 self.argv,

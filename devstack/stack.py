@@ -224,8 +224,6 @@ class Stack:
     def restart_agent(self) -> None:
         agent = self.services["agent"]
         agent.stop()
-        # A fresh log makes the readiness check see only the new registration.
-        agent.log_path.rename(agent.log_path.with_suffix(".previous.log"))
         agent.start(timeout=120)
 
     def __enter__(self) -> Stack:
