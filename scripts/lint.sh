@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+.venv/bin/hadolint Dockerfile
 if [ -d playground/node_modules ]; then (cd playground && npm run --silent typecheck); fi
