@@ -30,6 +30,9 @@ from .stacks import bench_agent_service
 
 logger = logging.getLogger("bench.join_ready")
 
+# A hang guard per session (join, greeting, leave); a normal one takes about a second.
+SESSION_TIMEOUT_S = 120.0
+
 NAME = "join_ready"
 SEGMENTS = ("token", "connect", "agent_join", "ready")
 
@@ -38,28 +41,34 @@ async def one_session(stack: Stack) -> dict[str, Any]:
     started = Stamp.now()
     out: dict[str, Any] = {"ok": False}
     try:
-        user = await SimulatedUser.from_token_server(stack.token_url, language="en", faqs=FAQS)
-        token = Stamp.now()
-        async with user:
-            assert user.recording.connected is not None
-            connected = user.recording.connected
-            ready = await user.wait_for_state("listening", timeout=60)
-            # The first RPC can be handled before the participant event is: then it is the mark.
-            joined = next(
-                (p.at for p in user.recording.participants if is_agent_identity(p.identity)),
-                ready.received,
-            )
-            joined = min(joined, ready.received, key=lambda s: s.mono)
-        out.update(
-            ok=True,
-            token_ms=(token.mono - started.mono) * 1e3,
-            connect_ms=(connected.mono - started.mono) * 1e3,
-            agent_join_ms=(joined.mono - started.mono) * 1e3,
-            ready_ms=(ready.received.mono - started.mono) * 1e3,
-        )
+        async with asyncio.timeout(SESSION_TIMEOUT_S):
+            return await _measure_session(stack, started, out)
     except (TimeoutError, OSError) as exc:
         out["error"] = repr(exc)
         logger.warning("session failed: %r", exc)
+    return out
+
+
+async def _measure_session(stack: Stack, started: Stamp, out: dict[str, Any]) -> dict[str, Any]:
+    user = await SimulatedUser.from_token_server(stack.token_url, language="en", faqs=FAQS)
+    token = Stamp.now()
+    async with user:
+        assert user.recording.connected is not None
+        connected = user.recording.connected
+        ready = await user.wait_for_state("listening", timeout=60)
+        # The first RPC can be handled before the participant event is: then it is the mark.
+        joined = next(
+            (p.at for p in user.recording.participants if is_agent_identity(p.identity)),
+            ready.received,
+        )
+        joined = min(joined, ready.received, key=lambda s: s.mono)
+    out.update(
+        ok=True,
+        token_ms=(token.mono - started.mono) * 1e3,
+        connect_ms=(connected.mono - started.mono) * 1e3,
+        agent_join_ms=(joined.mono - started.mono) * 1e3,
+        ready_ms=(ready.received.mono - started.mono) * 1e3,
+    )
     return out
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -70,6 +70,17 @@ RPC_RETRY_DELAY = 0.5
 
 # "agent", "user" or an exact participant identity.
 Speaker = str
+
+
+_CLOSE_STEP_TIMEOUT = 10.0
+
+
+async def _bounded(step: Awaitable[None], what: str) -> None:
+    try:
+        async with asyncio.timeout(_CLOSE_STEP_TIMEOUT):
+            await step
+    except TimeoutError:
+        logger.warning("%s took over %.0f s; going on", what, _CLOSE_STEP_TIMEOUT)
 
 
 def _is_wav(what: Path | str) -> bool:
@@ -193,10 +204,11 @@ class SimulatedUser:
         if self._closed:
             return
         self._closed = True
-        await self.microphone.aclose()
-        await self.agent_audio.aclose()
+        # Each step is bounded: a close that hangs in the SDK must not hang a test or benchmark.
+        await _bounded(self.microphone.aclose(), "stopping the microphone")
+        await _bounded(self.agent_audio.aclose(), "closing the agent audio")
         if self.room.isconnected():
-            await self.room.disconnect()
+            await _bounded(self.room.disconnect(), "disconnecting")
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
