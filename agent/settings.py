@@ -14,6 +14,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from common.validation import describe_settings_error
+
 __all__ = [
     "STANDIN_API_KEY",
     "STANDIN_BASE_URL",
@@ -128,21 +130,12 @@ class Settings(BaseSettings):
         )
 
 
-def _describe(exc: ValidationError) -> str:
-    lines = []
-    for error in exc.errors():
-        name = ".".join(str(part) for part in error["loc"]).upper() or "settings"
-        reason = "is missing" if error["type"] == "missing" else error["msg"]
-        lines.append(f"  {name}: {reason}")
-    return "invalid agent settings (environment or .env):\n" + "\n".join(lines)
-
-
 def load_settings(**overrides: Any) -> Settings:
     """Read the settings, raising `SettingsError` with one line per problem (values never shown)."""
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        raise SettingsError(_describe(exc)) from None
+        raise SettingsError(describe_settings_error(exc, "agent")) from None
 
 
 @lru_cache(maxsize=1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-__all__ = ["describe_validation_error", "printable"]
+__all__ = ["describe_settings_error", "describe_validation_error", "printable"]
 
 _MAX_DESCRIBED_ERRORS = 5
 _MAX_LOC_CHARS = 40
@@ -32,3 +32,16 @@ def describe_validation_error(exc: ValidationError, *, root: str = "payload") ->
     if len(errors) > _MAX_DESCRIBED_ERRORS:
         parts.append(f"and {len(errors) - _MAX_DESCRIBED_ERRORS} more problems")
     return "; ".join(parts)
+
+
+def describe_settings_error(exc: ValidationError, service: str) -> str:
+    """One line per bad environment variable, named as set (`LIVEKIT_API_SECRET: ...`).
+
+    Values are never shown: they may be secrets.
+    """
+    lines = []
+    for error in exc.errors():
+        name = ".".join(str(part) for part in error["loc"]).upper() or "settings"
+        reason = "is missing" if error["type"] == "missing" else error["msg"]
+        lines.append(f"  {name}: {reason.removeprefix('Value error, ')}")
+    return f"invalid {service} settings (environment or .env):\n" + "\n".join(lines)

@@ -14,6 +14,8 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from common.validation import describe_settings_error
+
 __all__ = [
     "DEFAULT_ROOM_PREFIX",
     "MIN_SECRET_CHARS",
@@ -95,22 +97,12 @@ class Settings(BaseSettings):
         return self.room_prefix or self.vite_room_prefix or DEFAULT_ROOM_PREFIX
 
 
-def _describe(exc: ValidationError) -> str:
-    lines = []
-    for error in exc.errors():
-        name = ".".join(str(part) for part in error["loc"]).upper() or "settings"
-        reason = "is missing" if error["type"] == "missing" else error["msg"]
-        reason = reason.removeprefix("Value error, ")
-        lines.append(f"  {name}: {reason}")
-    return "invalid token server settings (environment or .env):\n" + "\n".join(lines)
-
-
 def load_settings(**overrides: Any) -> Settings:
     """Read the settings, raising `SettingsError` with one line per problem (values never shown)."""
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        raise SettingsError(_describe(exc)) from None
+        raise SettingsError(describe_settings_error(exc, "token server")) from None
 
 
 @lru_cache(maxsize=1)
