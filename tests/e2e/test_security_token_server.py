@@ -161,9 +161,10 @@ async def test_raw_http_abuse_never_gets_a_5xx(stack: Stack) -> None:
     declared, big_header, garbage = answers
     assert declared.startswith(b"HTTP/1.1 413 "), declared[:200]
     assert b'"detail"' in declared
-    # uvicorn serves the big header (no header size limit of its own: put the token server
-    # behind a proxy that has one) and answers garbage with 400 or a closed connection
-    assert big_header.startswith(b"HTTP/1.1 200 "), big_header[:200]
+    # uvicorn (h11) serves the big header or refuses it with 400, depending on how the bytes
+    # arrive: no reliable header size limit of its own, so put the token server behind a proxy
+    # that has one. Garbage gets 400 or a closed connection. Never a 5xx.
+    assert big_header.startswith((b"HTTP/1.1 200 ", b"HTTP/1.1 400 ")), big_header[:200]
     assert garbage == b"" or garbage.startswith(b"HTTP/1.1 400 "), garbage[:200]
     async with httpx.AsyncClient(timeout=10) as client:
         assert (await client.get(f"{_base(stack)}/healthz")).status_code == 200
