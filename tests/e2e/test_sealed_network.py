@@ -42,9 +42,9 @@ def test_namespace_has_only_loopback_and_the_sealed_pair() -> None:
 @needs_seal
 @pytest.mark.parametrize(("family", "address"), OUTSIDE)
 def test_no_route_leaves_the_namespace(family: socket.AddressFamily, address: str) -> None:
-    with socket.socket(family, socket.SOCK_DGRAM) as sock:
-        with pytest.raises(OSError, match="unreachable") as info:
-            sock.connect((address, 9))
+    unreachable = pytest.raises(OSError, match="unreachable")
+    with socket.socket(family, socket.SOCK_DGRAM) as sock, unreachable as info:
+        sock.connect((address, 9))
     assert info.value.errno == errno.ENETUNREACH
 
 
