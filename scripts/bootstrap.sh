@@ -41,6 +41,17 @@ fi
 # --- livekit-server (built from the Go module proxy, cached per version) -----------------------
 .venv/bin/python -c "from devstack.livekit_server import ensure_livekit_server as e; e()"
 
+# --- Docker's .dockerignore matcher, for the unit tests (Go, cached by its sources) -----------
+oracle_src=tests/tools/dockerignore_oracle
+oracle="$CACHE/tools/dockerignore-oracle"
+want=$(cat "$oracle_src"/go.mod "$oracle_src"/go.sum "$oracle_src"/main.go | sha256sum | cut -d' ' -f1)
+if [ ! -x "$oracle" ] || [ "$(cat "$CACHE/oracle.stamp" 2>/dev/null)" != "$want" ]; then
+  say "building the .dockerignore oracle (moby/patternmatcher)"
+  mkdir -p "$CACHE/tools"
+  (cd "$oracle_src" && go build -o "$OLDPWD/$oracle" .)
+  echo "$want" >"$CACHE/oracle.stamp"
+fi
+
 # --- playground (npm, cached by lock file) -----------------------------------------------------
 if [ -f playground/package-lock.json ]; then
   stamp="$CACHE/npm.stamp"

@@ -27,6 +27,7 @@ from pathlib import Path
 import dockerfile
 import pytest
 import yaml
+from dockerignore import DockerIgnore
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -148,68 +149,19 @@ def _run_text(stage: Stage) -> str:
     return "\n".join(" ".join(c.value) for c in stage.all("RUN"))
 
 
-# --- .dockerignore, with Docker's matching rules (moby/patternmatcher) -----------------------
+# --- .dockerignore, judged by Docker's own matcher (moby/patternmatcher) ----------------------
 
 
-@dataclass(frozen=True)
-class IgnorePattern:
-    regex: re.Pattern[str]
-    exclusion: bool
+IgnorePattern = DockerIgnore
 
 
-def _pattern_regex(pattern: str) -> re.Pattern[str]:
-    out = "^"
-    i = 0
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "*":
-            if pattern[i + 1 : i + 2] == "*":
-                i += 1
-                if pattern[i + 1 : i + 2] == "/":
-                    i += 1
-                out += ".*" if i + 1 >= len(pattern) else "(.*/)?"
-            else:
-                out += "[^/]*"
-        elif ch == "?":
-            out += "[^/]"
-        elif ch == "[":
-            end = pattern.index("]", i)
-            out += pattern[i : end + 1]
-            i = end
-        elif ch == "\\" and i + 1 < len(pattern):
-            i += 1
-            out += re.escape(pattern[i])
-        else:
-            out += re.escape(ch)
-        i += 1
-    return re.compile(out + "$")
+def _load_ignore(text: str) -> DockerIgnore:
+    return DockerIgnore(text)
 
 
-def _load_ignore(text: str) -> list[IgnorePattern]:
-    patterns = []
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        exclusion = line.startswith("!")
-        line = line.removeprefix("!").strip()
-        line = os.path.normpath(line).lstrip("/")
-        patterns.append(IgnorePattern(_pattern_regex(line), exclusion))
-    return patterns
-
-
-def _ignored(path: str, patterns: list[IgnorePattern]) -> bool:
-    """Docker's rule: the last pattern that matches the path or one of its parents wins."""
-    parts = Path(path).parts
-    parents = ["/".join(parts[: i + 1]) for i in range(len(parts) - 1)]
-    matched = False
-    for pattern in patterns:
-        if pattern.exclusion != matched:
-            continue
-        hit = bool(pattern.regex.match(path)) or any(pattern.regex.match(p) for p in parents)
-        if hit:
-            matched = not pattern.exclusion
-    return matched
+def _ignored(path: str, patterns: DockerIgnore) -> bool:
+    """Docker's verdict (its own matcher, see tests/unit/dockerignore.py)."""
+    return patterns.excludes(path)
 
 
 @pytest.fixture(scope="module")
