@@ -63,3 +63,19 @@ def test_socket_check_sees_unconnected_udp_bound_off_loopback() -> None:
         port = wildcard.getsockname()[1]
         assert any("UDP bound to" in p and f"port={port}" in p for p in problems), problems
         assert not any(f"port={loopback.getsockname()[1]}" in p for p in problems)
+
+
+def test_cluster_nodes_share_keys_and_redis_on_their_own_ports() -> None:
+    first = LiveKitServerConfig.on_free_ports()
+    a = first.node("127.0.0.1:6390", "pw")
+    b = a.node("127.0.0.1:6390", "pw")
+    assert (
+        (a.api_key, a.api_secret) == (b.api_key, b.api_secret) == (first.api_key, first.api_secret)
+    )
+    assert len({a.port, b.port}) == 2
+    assert len({a.rtc_udp_port, b.rtc_udp_port}) == 2
+    for node in (a, b):
+        config = json.loads(node.to_yaml())
+        assert config["redis"] == {"address": "127.0.0.1:6390", "password": "pw"}
+        assert config["bind_addresses"] == ["127.0.0.1"]
+    assert "redis" not in json.loads(first.to_yaml())
