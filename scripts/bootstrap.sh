@@ -10,7 +10,7 @@ mkdir -p "$CACHE"
 say() { printf '\033[1m[bootstrap]\033[0m %s\n' "$*" >&2; }
 
 # --- Debian packages -------------------------------------------------------------------------
-APT_PACKAGES=(espeak-ng sox chromium iproute2 make)
+APT_PACKAGES=(espeak-ng sox chromium iproute2 make redis-server)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
