@@ -8,12 +8,16 @@ node its room lives on. Everything stays on loopback, like the single-node stack
 
 from __future__ import annotations
 
+import argparse
 import logging
+import signal
+import sys
+import threading
 from dataclasses import dataclass, field
 from types import TracebackType
 
 from .livekit_server import LiveKitServer, LiveKitServerConfig
-from .paths import LOG_DIR
+from .paths import LOG_DIR, REPO_ROOT
 from .ports import free_tcp_port
 from .redis_server import RedisConfig, RedisServer
 from .service import Service
@@ -140,3 +144,46 @@ class Cluster:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`make dev-cluster`: a cluster on free loopback ports until Ctrl-C."""
+    parser = argparse.ArgumentParser(
+        prog="python -m devstack.cluster",
+        description="Run Redis, N livekit-server nodes and M agent workers (plus the stand-in, "
+        "token server and playground) on loopback until Ctrl-C.",
+    )
+    parser.add_argument("--nodes", type=int, default=2, help="livekit-server nodes (default 2)")
+    parser.add_argument("--workers", type=int, default=2, help="agent workers (default 2)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    services: tuple[ServiceName, ...] = ("standin", "token_server", "agent")
+    if (REPO_ROOT / "playground" / "dist" / "index.html").exists():
+        services = (*services, "playground")
+    cluster = Cluster(ClusterConfig(nodes=args.nodes, workers=args.workers, services=services))
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: stopping.set())
+    with cluster:
+        stack = cluster.stack
+        lines = [
+            "",
+            f"  A {args.nodes}-node cluster with {args.workers} agent workers. Ctrl-C stops it.",
+            *(f"  Node {i}         {url}" for i, url in enumerate(cluster.node_urls)),
+            f"  Redis          {cluster.redis.config.address} (password in the node configs)",
+            f"  Token endpoint {stack.token_url}",
+            f"  Playground     {stack.playground_url if 'playground' in services else '-'}",
+            f"  Logs           {LOG_DIR}",
+            "",
+        ]
+        print("\n".join(lines), flush=True)
+        while not stopping.wait(0.5):
+            dead = [w.name for w in cluster.workers if not w.running]
+            if dead:
+                logger.warning("workers stopped: %s", ", ".join(dead))
+                break
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
