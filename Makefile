@@ -1,5 +1,6 @@
-# The two README commands: `make dev` runs the whole stack, `make test` runs every test.
-.PHONY: dev test lint fmt bootstrap bench bench-join bench-state-rpc bench-voice bench-capacity bench-tokens bench-report
+# The two README commands: `make dev` runs the whole stack, `make test` runs every test (CI).
+# The inner loop: `make unit` (lint + unit tests, no servers); `make e2e`, `make browser`: one tier.
+.PHONY: dev test unit e2e browser lint fmt bootstrap bench bench-join bench-state-rpc bench-voice bench-capacity bench-tokens bench-report
 
 dev:
 	bash scripts/bootstrap.sh
@@ -8,10 +9,21 @@ dev:
 test:
 	bash scripts/test.sh
 
-lint: bootstrap
+unit:
+	bash scripts/test.sh unit
+
+e2e:
+	bash scripts/test.sh e2e
+
+browser:
+	bash scripts/test.sh browser
+
+lint:
+	bash scripts/bootstrap.sh python
 	bash scripts/lint.sh
 
-fmt: bootstrap
+fmt:
+	bash scripts/bootstrap.sh python
 	.venv/bin/ruff format .
 	.venv/bin/ruff check --fix .
 
