@@ -33,7 +33,7 @@ UV_VERSION=0.13.9  # keep in step with the Dockerfile (tests/unit/test_deploymen
 UV="$CACHE/uv/$UV_VERSION/bin/uv"
 if [ ! -x "$UV" ]; then
   say "installing uv $UV_VERSION (pip, into $CACHE/uv)"
-  "$PYTHON" -m pip install -q --disable-pip-version-check --no-warn-script-location \
+  "$PYTHON" -m pip install -q --disable-pip-version-check --no-warn-script-location --root-user-action=ignore \
     --target "$CACHE/uv/$UV_VERSION" "uv==$UV_VERSION"
 fi
 stamp="$CACHE/uv-sync.stamp"
