@@ -10,6 +10,7 @@ pyproject.toml), and the commands they run work from a copy of exactly the build
 from __future__ import annotations
 
 import ast
+import functools
 import http.server
 import importlib.metadata
 import os
@@ -667,6 +668,7 @@ def _edges(entries: list[dict[str, object]]) -> tuple[tuple[str, tuple[str, ...]
     return tuple((str(e["name"]), tuple(e.get("extra", ()))) for e in entries)  # type: ignore[call-overload]
 
 
+@functools.cache
 def _lock() -> dict[str, LockedPackage]:
     data = tomllib.loads(LOCK.read_text(encoding="utf-8"))
     packages: dict[str, LockedPackage] = {}
@@ -764,13 +766,16 @@ def _imports_of(packages: set[str]) -> set[str]:
     return visitor.names
 
 
+@functools.cache
+def _packages_distributions() -> dict[str, list[str]]:
+    return dict(importlib.metadata.packages_distributions())
+
+
 def _distributions_of(module: str) -> set[str]:
     """Installed distributions that provide a module (namespace packages such as `livekit`
     narrowed by their sub-package where a distribution is named after it)."""
     parts = module.split(".")
-    dists = {
-        canonicalize_name(d) for d in importlib.metadata.packages_distributions().get(parts[0], [])
-    }
+    dists = {canonicalize_name(d) for d in _packages_distributions().get(parts[0], [])}
     for depth in range(len(parts), 1, -1):
         named = {d for d in dists if d.endswith(canonicalize_name("-".join(parts[1:depth])))}
         if named:
