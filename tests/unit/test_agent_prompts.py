@@ -14,10 +14,11 @@ from agent.prompts import (
 from common.languages import LANGUAGES, Language, get_language
 from common.metadata import Faq
 from common.prompt_data import parse_faq_block, parse_session_language
+from devstack.sample_faqs import HOURS
 
 pytestmark = pytest.mark.unit
 
-FAQS = [Faq(question="What are your opening hours?", answer="We are open from 9 to 5.")]
+FAQS = [HOURS]
 
 
 def test_preload_reads_every_prompt_file() -> None:

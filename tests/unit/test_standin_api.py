@@ -24,17 +24,14 @@ from agent.prompts import render_instructions, render_tts_instructions
 from common.languages import LANGUAGES, Language, get_language
 from common.metadata import Faq
 from devstack.ports import free_tcp_port
+from devstack.sample_faqs import HOURS, PASSWORD, SHIPPING
 from standin import brain
 from standin.app import create_app
 from standin.settings import Settings
 
 pytestmark = pytest.mark.unit
 
-FAQS = [
-    Faq(question="What are your opening hours?", answer="We open nine to five, Monday to Friday."),
-    Faq(question="How do I reset my password?", answer="Use the 'Forgot password' login link."),
-    Faq(question="Do you ship internationally?", answer="Yes, we ship to over forty countries."),
-]
+FAQS = [HOURS, PASSWORD, SHIPPING]
 
 
 def system_prompt(language: str = "en", faqs: list[Faq] = FAQS) -> str:
