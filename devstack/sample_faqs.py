@@ -11,25 +11,15 @@ from common.metadata import Faq
 
 __all__ = ["HOURS", "LOCATION", "PASSWORD", "PAYMENT", "SAMPLE_FAQS", "SHIPPING"]
 
-HOURS = Faq(
-    question="What are your opening hours?",
-    answer="We are open from nine to five, Monday to Friday.",
-)
-PASSWORD = Faq(
-    question="How do I reset my password?",
-    answer="Click forgot password on the login page.",
-)
-LOCATION = Faq(
-    question="Where is the shop located?",
-    answer="On Main Street twelve, next to the bakery.",
-)
-PAYMENT = Faq(
-    question="Which payment methods do you accept?",
-    answer="We accept cards and cash.",
-)
-SHIPPING = Faq(
-    question="Do you ship internationally?",
-    answer="Yes, we ship to over forty countries.",
+HOURS, PASSWORD, LOCATION, PAYMENT, SHIPPING = (
+    Faq(question=question, answer=answer)
+    for question, answer in (
+        ("What are your opening hours?", "We are open from nine to five, Monday to Friday."),
+        ("How do I reset my password?", "Click forgot password on the login page."),
+        ("Where is the shop located?", "On Main Street twelve, next to the bakery."),
+        ("Which payment methods do you accept?", "We accept cards and cash."),
+        ("Do you ship internationally?", "Yes, we ship to over forty countries."),
+    )
 )
 
 # The default scenario: two questions the recogniser tells apart.

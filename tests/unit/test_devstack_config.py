@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from devstack.livekit_server import LiveKitServerConfig
 from devstack.loopback import _is_loopback
+from devstack.stack import SERVICE_NAMES, SERVICES, Stack, StackConfig
 
 pytestmark = pytest.mark.unit
 
@@ -40,3 +43,32 @@ def test_generated_secret_is_long_enough_for_livekit() -> None:
 )
 def test_loopback_detection(host: str, expected: bool) -> None:
     assert _is_loopback(host) is expected
+
+
+def _stack(tmp_path: Path, **config: Any) -> Stack:
+    return Stack(StackConfig(log_dir=tmp_path, base_env={"PATH": "/usr/bin"}, **config))
+
+
+def test_stack_builds_every_service_from_the_table(tmp_path: Path) -> None:
+    stack = _stack(tmp_path, agent_mode="dev")
+    assert list(stack.services) == list(SERVICE_NAMES) == [s.name for s in SERVICES]
+    argv = {name: service.argv[1:] for name, service in stack.services.items()}
+    assert argv == {
+        "standin": ["-m", "standin"],
+        "token_server": ["-m", "token_server"],
+        "agent": ["-m", "agent", "dev"],
+        "playground": ["-m", "devstack.playground_server"],
+    }
+    port = stack.config.livekit.port
+    assert stack.services["token_server"].log_path == tmp_path / f"token-server-{port}.log"
+    assert stack.services["agent"].env["OPENAI_BASE_URL"] == stack.standin_url
+
+
+def test_stack_without_the_stand_in_runs_no_stand_in(tmp_path: Path) -> None:
+    stack = Stack(
+        StackConfig(log_dir=tmp_path, base_env={"OPENAI_API_KEY": "sk-test"}, use_standin=None)
+    )
+    assert "standin" not in stack.services
+    assert stack.services["agent"].env["OPENAI_API_KEY"] == "sk-test"
+    only = _stack(tmp_path, services=("token_server",))
+    assert list(only.services) == ["token_server"]
