@@ -19,6 +19,7 @@ Capacity = the largest N whose p95 stays within 1.5x the single-session p95 with
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import math
@@ -37,13 +38,11 @@ from .common import (
     QUESTIONS,
     AgentAttributeStates,
     ProcessTreeSampler,
-    ResultFile,
     TurnSample,
-    base_parser,
-    setup_logging,
     summarize,
     voice_turn,
 )
+from .harness import running, start_run
 from .plotting import plt
 from .stacks import bench_agent_service, direct_user
 
@@ -277,28 +276,32 @@ def plot(data: dict[str, Any], cap: int | None, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def main() -> None:
-    parser = base_parser("concurrent sessions against one worker")
+def _options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", default="1,5,10,20,30", help="concurrent sessions per step")
     parser.add_argument("--turns", type=int, default=3, help="voice turns per session")
     parser.add_argument("--min-turns", type=int, default=12, help="at least this many per step")
     parser.add_argument("--budget", type=float, default=480.0, help="seconds for all steps")
-    args = parser.parse_args()
-    setup_logging(args.verbose)
-    rng = random.Random(args.seed)
-    steps = [int(x) for x in args.steps.split(",")]
-    result = ResultFile(
+
+
+def _steps(args: argparse.Namespace) -> list[int]:
+    return [int(x) for x in args.steps.split(",")]
+
+
+def main() -> None:
+    bench = start_run(
         NAME,
-        {
-            "steps": steps,
+        "concurrent sessions against one worker",
+        _options,
+        lambda args: {
+            "steps": _steps(args),
             "turns_per_session": args.turns,
             "min_turns_per_step": args.min_turns,
             "budget_s": args.budget,
             "limit_factor": LIMIT_FACTOR,
             "agent_max_jobs": 50,
         },
-        results_dir=args.results_dir,
     )
+    args, result = bench.args, bench.result
     stack = Stack(StackConfig(services=("standin",)))
     service = bench_agent_service(
         stack,
@@ -306,13 +309,9 @@ def main() -> None:
         agent_name=stack.config.agent_name,
         events_dir=CACHE_DIR / "bench-events" / NAME,
     )
-    with stack:
-        try:
-            service.start(timeout=120)
-            assert service.pid is not None
-            data = asyncio.run(run(stack, service.pid, steps, args, rng))
-        finally:
-            service.stop()
+    with running([stack], [service]):
+        assert service.pid is not None
+        data = asyncio.run(run(stack, service.pid, _steps(args), args, bench.rng))
     cap = capacity(data["steps"])
     data["capacity_sessions"] = cap
     result.data = data
