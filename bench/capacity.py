@@ -43,7 +43,7 @@ from .common import (
     voice_turn,
 )
 from .harness import running, start_run
-from .plotting import plt
+from .plotting import plt, save_figure
 from .stacks import bench_agent_service, direct_user
 
 logger = logging.getLogger("bench.capacity")
@@ -270,10 +270,7 @@ def plot(data: dict[str, Any], cap: int | None, path: Path, title: str) -> None:
     more = ax3.get_legend_handles_labels()
     ax2.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="upper left")
     ax2.set_title("Worker process tree cost")
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, title)
 
 
 def _options(parser: argparse.ArgumentParser) -> None:

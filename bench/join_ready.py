@@ -27,7 +27,7 @@ from simuser import SimulatedUser, Stamp
 
 from .common import FAQS, fmt_ms, summarize
 from .harness import running, start_run, user_stack
-from .plotting import plt
+from .plotting import plt, save_figure
 from .stacks import bench_agent_service
 
 logger = logging.getLogger("bench.join_ready")
@@ -127,10 +127,7 @@ def plot(
     ax2.set_xlabel("ms since token request (medians)")
     ax2.set_title("Where the time goes")
     ax2.legend(fontsize=7)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, title)
 
 
 def _options(parser: argparse.ArgumentParser) -> None:

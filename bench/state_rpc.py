@@ -36,7 +36,7 @@ from .common import (
     voice_turn,
 )
 from .harness import running, start_run, user_stack
-from .plotting import plt
+from .plotting import plt, save_figure
 from .stacks import bench_agent_service
 
 logger = logging.getLogger("bench.state_rpc")
@@ -113,10 +113,7 @@ def plot(data: dict[str, Any], stats: dict[str, Any], path: Path, title: str) ->
     ax2.set_yscale("log")
     ax2.set_ylabel("ms")
     ax2.set_title("By new state")
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, title)
 
 
 def _options(parser: argparse.ArgumentParser) -> None:

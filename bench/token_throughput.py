@@ -38,7 +38,7 @@ from token_server.tokens import mint_token
 
 from .common import FAQS, fmt_ms, summarize
 from .harness import running, start_run
-from .plotting import plt
+from .plotting import plt, save_figure
 
 logger = logging.getLogger("bench.token_throughput")
 
@@ -203,10 +203,7 @@ def plot(data: dict[str, list[dict[str, Any]]], path: Path, title: str) -> None:
     ax2.set_ylabel("latency, ms")
     ax2.set_yscale("log")
     ax2.set_title("Latency")
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, title)
 
 
 def _options(parser: argparse.ArgumentParser) -> None:
