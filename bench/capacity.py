@@ -30,7 +30,6 @@ from typing import Any
 
 import psutil
 
-from devstack.paths import CACHE_DIR
 from devstack.stack import Stack, StackConfig
 from simuser import Stamp
 
@@ -42,9 +41,9 @@ from .common import (
     summarize,
     voice_turn,
 )
-from .harness import running, start_run
+from .harness import int_list, our_agent, running, start_run
 from .plotting import plt, save_figure
-from .stacks import bench_agent_service, direct_user
+from .stacks import direct_user
 
 logger = logging.getLogger("bench.capacity")
 
@@ -274,14 +273,12 @@ def plot(data: dict[str, Any], cap: int | None, path: Path, title: str) -> None:
 
 
 def _options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--steps", default="1,5,10,20,30", help="concurrent sessions per step")
+    parser.add_argument(
+        "--steps", type=int_list, default="1,5,10,20,30", help="concurrent sessions per step"
+    )
     parser.add_argument("--turns", type=int, default=3, help="voice turns per session")
     parser.add_argument("--min-turns", type=int, default=12, help="at least this many per step")
     parser.add_argument("--budget", type=float, default=480.0, help="seconds for all steps")
-
-
-def _steps(args: argparse.Namespace) -> list[int]:
-    return [int(x) for x in args.steps.split(",")]
 
 
 def main() -> None:
@@ -290,7 +287,7 @@ def main() -> None:
         "concurrent sessions against one worker",
         _options,
         lambda args: {
-            "steps": _steps(args),
+            "steps": args.steps,
             "turns_per_session": args.turns,
             "min_turns_per_step": args.min_turns,
             "budget_s": args.budget,
@@ -300,15 +297,10 @@ def main() -> None:
     )
     args, result = bench.args, bench.result
     stack = Stack(StackConfig(services=("standin",)))
-    service = bench_agent_service(
-        stack,
-        "ours",
-        agent_name=stack.config.agent_name,
-        events_dir=CACHE_DIR / "bench-events" / NAME,
-    )
+    service = our_agent(stack, NAME)
     with running([stack], [service]):
         assert service.pid is not None
-        data = asyncio.run(run(stack, service.pid, _steps(args), args, bench.rng))
+        data = asyncio.run(run(stack, service.pid, args.steps, args, bench.rng))
     cap = capacity(data["steps"])
     data["capacity_sessions"] = cap
     result.data = data

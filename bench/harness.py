@@ -2,8 +2,9 @@
 
 - `start_run`: its own options on top of the shared ones (`--results-dir`, `--seed`,
   `--verbose`), logging, the seeded random generator and the result file with its parameters.
+- `int_list`: the type of a comma-separated option (`--steps 1,5,10`).
 - `user_stack`: the stand-in and the token server with no rate limit; the benchmark adds its
-  own agent worker(s) (`bench.stacks.bench_agent_service`).
+  own agent worker(s): `our_agent` is our worker on a stack's livekit-server.
 - `running`: start the stacks, then the extra services; stop them all in reverse, whatever happens.
 """
 
@@ -16,12 +17,22 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from devstack.paths import CACHE_DIR
 from devstack.service import Service
 from devstack.stack import Stack, StackConfig
 
 from .common import ResultFile, base_parser, setup_logging
+from .stacks import bench_agent_service
 
-__all__ = ["AGENT_START_TIMEOUT", "BenchRun", "running", "start_run", "user_stack"]
+__all__ = [
+    "AGENT_START_TIMEOUT",
+    "BenchRun",
+    "int_list",
+    "our_agent",
+    "running",
+    "start_run",
+    "user_stack",
+]
 
 # Generous: the first job process imports the whole pipeline on a shared 2-core machine.
 AGENT_START_TIMEOUT = 120.0
@@ -49,6 +60,25 @@ def start_run(
     setup_logging(args.verbose)
     result = ResultFile(name, parameters(args), results_dir=args.results_dir)
     return BenchRun(args=args, rng=random.Random(args.seed), result=result)
+
+
+def int_list(text: str) -> list[int]:
+    """argparse type of `1,5,10`."""
+    try:
+        return [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers like 1,5,10, got {text!r}") from None
+
+
+def our_agent(stack: Stack, bench: str, env: dict[str, str] | None = None) -> Service:
+    """Our worker (`bench.agents ours`) on `stack`, writing its events for benchmark `bench`."""
+    return bench_agent_service(
+        stack,
+        "ours",
+        agent_name=stack.config.agent_name,
+        events_dir=CACHE_DIR / "bench-events" / bench,
+        env=env,
+    )
 
 
 def user_stack() -> Stack:

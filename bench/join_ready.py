@@ -21,14 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from common.protocol import is_agent_identity
-from devstack.paths import CACHE_DIR
 from devstack.stack import Stack
 from simuser import SimulatedUser, Stamp
 
 from .common import FAQS, fmt_ms, summarize
-from .harness import running, start_run, user_stack
+from .harness import our_agent, running, start_run, user_stack
 from .plotting import plt, save_figure
-from .stacks import bench_agent_service
 
 logger = logging.getLogger("bench.join_ready")
 
@@ -150,15 +148,8 @@ def main() -> None:
     args, result = bench.args, bench.result
     configs = {"idle=0": "0", f"idle={args.idle}": str(args.idle)}
     stacks = {name: user_stack() for name in configs}
-    events = CACHE_DIR / "bench-events" / NAME
     services = {
-        name: bench_agent_service(
-            stacks[name],
-            "ours",
-            agent_name=stacks[name].config.agent_name,
-            events_dir=events,
-            env={"AGENT_NUM_IDLE_PROCESSES": idle},
-        )
+        name: our_agent(stacks[name], NAME, env={"AGENT_NUM_IDLE_PROCESSES": idle})
         for name, idle in configs.items()
     }
     with running(stacks.values(), services.values()):

@@ -23,7 +23,6 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from devstack.paths import CACHE_DIR
 from devstack.stack import Stack
 from simuser import SimulatedUser
 
@@ -35,9 +34,8 @@ from .common import (
     summarize,
     voice_turn,
 )
-from .harness import running, start_run, user_stack
+from .harness import our_agent, running, start_run, user_stack
 from .plotting import plt, save_figure
-from .stacks import bench_agent_service
 
 logger = logging.getLogger("bench.state_rpc")
 
@@ -130,12 +128,7 @@ def main() -> None:
     )
     args, result = bench.args, bench.result
     stack = user_stack()
-    service = bench_agent_service(
-        stack,
-        "ours",
-        agent_name=stack.config.agent_name,
-        events_dir=CACHE_DIR / "bench-events" / NAME,
-    )
+    service = our_agent(stack, NAME)
     with running([stack], [service]):
         data = asyncio.run(conversation(stack, args.text_turns, args.voice_turns, bench.rng))
     by_state: dict[str, list[float]] = defaultdict(list)

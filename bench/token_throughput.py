@@ -37,7 +37,7 @@ from token_server.models import TokenRequest
 from token_server.tokens import mint_token
 
 from .common import FAQS, fmt_ms, summarize
-from .harness import running, start_run
+from .harness import int_list, running, start_run
 from .plotting import plt, save_figure
 
 logger = logging.getLogger("bench.token_throughput")
@@ -207,14 +207,12 @@ def plot(data: dict[str, list[dict[str, Any]]], path: Path, title: str) -> None:
 
 
 def _options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--levels", default="1,2,4,8,16,32,64", help="concurrency levels")
+    parser.add_argument(
+        "--levels", type=int_list, default="1,2,4,8,16,32,64", help="concurrency levels"
+    )
     parser.add_argument("--seconds", type=float, default=6.0, help="measured seconds per level")
     parser.add_argument("--warmup", type=float, default=1.0, help="uncounted seconds per level")
     parser.add_argument("--max-requests", type=int, default=20000, help="cap per level")
-
-
-def _levels(args: argparse.Namespace) -> list[int]:
-    return [int(x) for x in args.levels.split(",")]
 
 
 def main() -> None:
@@ -223,7 +221,7 @@ def main() -> None:
         "token server throughput vs a sign-only baseline",
         _options,
         lambda args: {
-            "levels": _levels(args),
+            "levels": args.levels,
             "seconds_per_level": args.seconds,
             "warmup_s": args.warmup,
             "max_requests_per_level": args.max_requests,
@@ -234,9 +232,7 @@ def main() -> None:
     stack = Stack(StackConfig(services=(), run_livekit=False))
     services = _services(stack)
     with running([], services.values()):
-        data = asyncio.run(
-            run(services, _levels(args), args.seconds, args.warmup, args.max_requests)
-        )
+        data = asyncio.run(run(services, args.levels, args.seconds, args.warmup, args.max_requests))
     costs = in_process_costs()
     result.data = {"levels": data, "in_process_ms": costs}
     for name, rows in data.items():

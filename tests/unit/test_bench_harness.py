@@ -8,7 +8,7 @@ from typing import Any, cast
 
 import pytest
 
-from bench.harness import running, start_run, user_stack
+from bench.harness import int_list, running, start_run, user_stack
 from devstack.service import Service
 
 pytestmark = pytest.mark.unit
@@ -70,3 +70,9 @@ def test_running_cleans_up_when_a_service_fails_to_start() -> None:
         log.append("measure")
     assert "measure" not in log
     assert log[-3:] == ["stop b", "stop a", "stop stack"]
+
+
+def test_int_list_parses_comma_separated_integers() -> None:
+    assert int_list("1,5,10") == [1, 5, 10]
+    with pytest.raises(argparse.ArgumentTypeError, match="1,x"):
+        int_list("1,x")
