@@ -19,11 +19,11 @@ browser:
 	bash scripts/test.sh browser
 
 lint:
-	bash scripts/bootstrap.sh python
+	bash scripts/bootstrap.sh unit
 	bash scripts/lint.sh
 
 fmt:
-	bash scripts/bootstrap.sh python
+	bash scripts/bootstrap.sh unit
 	.venv/bin/ruff format .
 	.venv/bin/ruff check --fix .
 

@@ -2,18 +2,19 @@
 # Idempotent set-up shared by `make dev`, `make test` and `make unit`: Debian packages, the
 # Python venv (uv, from uv.lock), the pinned livekit-server build and the playground's npm
 # packages. Each step is skipped when what it installs is already there and up to date.
-# Usage: bootstrap.sh [all|python]   (`python`: Debian packages and the venv only, for `make unit`)
+# Usage: bootstrap.sh [all|unit]   (`unit`: what lint and the unit tests need: Debian packages,
+# the venv and the .dockerignore oracle; no livekit-server, no npm)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE=${1:-all}
-case "$MODE" in all | python) ;; *) echo "usage: $0 [all|python]" >&2; exit 2 ;; esac
+case "$MODE" in all | unit) ;; *) echo "usage: $0 [all|unit]" >&2; exit 2 ;; esac
 
 CACHE=.cache
 mkdir -p "$CACHE"
 say() { printf '\033[1m[bootstrap]\033[0m %s\n' "$*" >&2; }
 
 # --- Debian packages -------------------------------------------------------------------------
-APT_PACKAGES=(espeak-ng sox chromium iproute2 make)
+APT_PACKAGES=(espeak-ng sox chromium iproute2 make redis-server)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -44,7 +45,19 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; th
   UV_PYTHON_DOWNLOADS=never UV_LINK_MODE=copy "$UV" sync --locked --quiet --python "$PYTHON"
   echo "$want" >"$stamp"
 fi
-if [ "$MODE" = python ]; then say "ready (Python only)"; exit 0; fi
+
+# --- Docker's .dockerignore matcher, for the unit tests (Go, cached by its sources) -----------
+oracle_src=tests/tools/dockerignore_oracle
+oracle="$CACHE/tools/dockerignore-oracle"
+want=$(cat "$oracle_src"/go.mod "$oracle_src"/go.sum "$oracle_src"/main.go | sha256sum | cut -d' ' -f1)
+if [ ! -x "$oracle" ] || [ "$(cat "$CACHE/oracle.stamp" 2>/dev/null)" != "$want" ]; then
+  say "building the .dockerignore oracle (moby/patternmatcher)"
+  mkdir -p "$CACHE/tools"
+  (cd "$oracle_src" && go build -o "$OLDPWD/$oracle" .)
+  echo "$want" >"$CACHE/oracle.stamp"
+fi
+
+if [ "$MODE" = unit ]; then say "ready for the unit tests"; exit 0; fi
 
 # --- livekit-server (built from the Go module proxy, cached per version) -----------------------
 .venv/bin/python -c "from devstack.livekit_server import ensure_livekit_server as e; e()"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Test tiers. `test.sh` (README's `make test`, what CI runs): install what is missing, lint, then
 # every test. `test.sh unit|e2e|browser [pytest args]`: one tier (`make unit` also lints and needs
-# only the venv, no servers). Pytest's exit code 5 ("no tests collected") is a failure here,
-# never a silent pass.
+# only the venv, no servers). Every run is in the sealed network namespace (scripts/sealed.sh): no
+# packet can leave it. Pytest's exit code 5 ("no tests collected") is a failure here, never a
+# silent pass.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 tier=all
@@ -10,7 +11,7 @@ case "${1:-}" in unit | e2e | browser) tier=$1; shift ;; esac
 
 case "$tier" in
   unit)
-    bash scripts/bootstrap.sh python || exit 1
+    bash scripts/bootstrap.sh unit || exit 1
     bash scripts/lint.sh || exit 1
     set -- tests/unit -m unit "$@"
     ;;
@@ -23,7 +24,7 @@ case "$tier" in
     bash scripts/lint.sh || exit 1
     ;;
 esac
-.venv/bin/python -m pytest "$@"
+bash scripts/sealed.sh .venv/bin/python -m pytest "$@"
 rc=$?
 if [ $rc -eq 5 ]; then
   echo "pytest collected no tests: failing on purpose" >&2
