@@ -1,6 +1,6 @@
 # The two README commands: `make dev` runs the whole stack, `make test` runs every test (CI).
 # The inner loop: `make unit` (lint + unit tests, no servers); `make e2e`, `make browser`: one tier.
-.PHONY: dev test unit e2e browser lint fmt bootstrap bench bench-join bench-state-rpc bench-voice bench-capacity bench-tokens bench-report
+.PHONY: dev dev-cluster test unit e2e browser lint fmt bootstrap bench bench-join bench-state-rpc bench-voice bench-capacity bench-tokens bench-report
 
 dev:
 	bash scripts/bootstrap.sh
@@ -17,6 +17,12 @@ e2e:
 
 browser:
 	bash scripts/test.sh browser
+
+# LiveKit's distributed mode on this machine: Redis, NODES livekit-server nodes, WORKERS workers.
+NODES ?= 2
+WORKERS ?= 2
+dev-cluster: bootstrap
+	.venv/bin/python -m devstack.cluster --nodes $(NODES) --workers $(WORKERS)
 
 lint:
 	bash scripts/bootstrap.sh unit

@@ -195,6 +195,13 @@ class LiveKitServer:
             proc.kill()
             proc.wait()
 
+    def kill(self) -> None:
+        """SIGKILL: a node dying, not shutting down."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
     def restart(self) -> None:
         self.stop()
         self.start()
