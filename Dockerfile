@@ -6,7 +6,8 @@
 # `lk agent create` / `lk agent deploy` build the default target on LiveKit Cloud.
 #
 # Shape of livekit-examples/agent-starter-python: multi-stage, the locked dependency layer
-# first (it only rebuilds when requirements.lock changes), model files fetched at build time with
+# first (`uv sync --locked` from uv.lock; it only rebuilds when the lock changes), each image
+# installing only its own dependency group, model files fetched at build time with
 # `download-files`, a non-root user at run time. Nothing secret is baked in: every credential
 # comes from the environment at run time. The offline stand-in, devstack, tests and dev tools
 # never enter the build context (.dockerignore) nor the image.
@@ -25,14 +26,26 @@ ENV PYTHONUNBUFFERED=1 \
     HF_HOME=/opt/models/huggingface
 WORKDIR /app
 
-# --- build: venv with the locked dependencies, then the app, then the model files -------------
-FROM base AS build
-RUN python -m venv "$VIRTUAL_ENV"
-COPY requirements.lock ./
-# Exact pins, no resolver surprises: --no-deps installs the lock as written and `pip check`
-# fails the build if the lock is not self-consistent; wheels only, so no compiler is needed.
-RUN pip install --no-cache-dir --no-deps --only-binary=:all: -r requirements.lock \
-    && pip check
+# --- uv: the pinned installer and the lock ---------------------------------------------------
+FROM base AS uv
+# uv from PyPI, the same version as scripts/bootstrap.sh installs.
+RUN pip install --no-cache-dir uv==0.13.9
+ENV UV_PROJECT_ENVIRONMENT=/opt/venv \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_LINK_MODE=copy \
+    UV_COMPILE_BYTECODE=1 \
+    UV_NO_CACHE=1
+COPY pyproject.toml uv.lock ./
+
+# --- token-server-build: the token server's group only (no livekit-agents, onnxruntime, av) ----
+FROM uv AS token-server-build
+# Exactly the locked versions and hashes (--locked fails if uv.lock is stale); wheels only
+# (--no-build), so no compiler is needed; the app is copied, not installed.
+RUN uv sync --locked --no-build --no-install-project --no-default-groups --group token-server
+
+# --- build: the agent's group, then the app, then the model files -----------------------------
+FROM uv AS build
+RUN uv sync --locked --no-build --no-install-project --no-default-groups --group agent
 COPY common/ common/
 COPY prompts/ prompts/
 COPY agent/ agent/
@@ -48,13 +61,13 @@ ARG UID=10001
 RUN groupadd --system --gid "${UID}" app \
     && useradd --system --uid "${UID}" --gid app --home-dir /home/app --create-home \
        --shell /usr/sbin/nologin app
-COPY --from=build /opt/venv /opt/venv
 COPY common/ common/
 ENV HOME=/home/app \
     LOG_FORMAT=json
 
 # --- token-server: `docker build --target token-server` ---------------------------------------
 FROM runtime AS token-server
+COPY --from=token-server-build /opt/venv /opt/venv
 COPY token_server/ token_server/
 # Listen on all interfaces of the container (the name has TOKEN in it, no secret in it).
 # hadolint ignore=DL3064
@@ -68,6 +81,7 @@ CMD ["python", "-m", "token_server"]
 
 # --- agent: the default target (last stage) ------------------------------------------------------
 FROM runtime AS agent
+COPY --from=build /opt/venv /opt/venv
 COPY --from=build /opt/models /opt/models
 COPY prompts/ prompts/
 COPY agent/ agent/

@@ -1,5 +1,6 @@
-# The two README commands: `make dev` runs the whole stack, `make test` runs every test.
-.PHONY: dev dev-cluster test lint fmt bootstrap bench bench-join bench-state-rpc bench-voice bench-capacity bench-tokens bench-report
+# The two README commands: `make dev` runs the whole stack, `make test` runs every test (CI).
+# The inner loop: `make unit` (lint + unit tests, no servers); `make e2e`, `make browser`: one tier.
+.PHONY: dev dev-cluster test unit e2e browser lint fmt bootstrap bench bench-join bench-state-rpc bench-voice bench-capacity bench-tokens bench-report
 
 dev:
 	bash scripts/bootstrap.sh
@@ -8,16 +9,27 @@ dev:
 test:
 	bash scripts/test.sh
 
+unit:
+	bash scripts/test.sh unit
+
+e2e:
+	bash scripts/test.sh e2e
+
+browser:
+	bash scripts/test.sh browser
+
 # LiveKit's distributed mode on this machine: Redis, NODES livekit-server nodes, WORKERS workers.
 NODES ?= 2
 WORKERS ?= 2
 dev-cluster: bootstrap
 	.venv/bin/python -m devstack.cluster --nodes $(NODES) --workers $(WORKERS)
 
-lint: bootstrap
+lint:
+	bash scripts/bootstrap.sh unit
 	bash scripts/lint.sh
 
-fmt: bootstrap
+fmt:
+	bash scripts/bootstrap.sh unit
 	.venv/bin/ruff format .
 	.venv/bin/ruff check --fix .
 

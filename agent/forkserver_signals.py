@@ -14,6 +14,11 @@ first imported in the forkserver, where its "am I a job process" check is false,
   drained;
 - the forkserver died, after which the worker could no longer learn how its job processes ended:
   it reported each as "exit code 255" and lost their logs for the rest of the drain.
+
+Upstream: livekit/agents#7336 (job process signal handlers never installed under forkserver).
+Still present in the installed livekit-agents (1.8.9); tests/unit/test_agent_lifecycle.py
+`test_upstream_forkserver_signal_bug_is_still_there` fails once an upgrade fixes it: then delete
+this module and its `preload_modules` entry in `agent/worker.py`.
 """
 
 from __future__ import annotations

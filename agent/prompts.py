@@ -1,8 +1,9 @@
 """Prompt text lives in files under `prompts/`; this module loads, caches and renders it.
 
 - `prompts/instructions.md`: the LLM instructions, a `string.Template` with `$language_name`,
-  `$native_name`, `$language_tag` and `$faq_block` (the last two from `common.prompt_data`, so the
-  FAQs are embedded as delimited data the offline stand-in can parse back).
+  `$native_name` and `$faq_block` (from `common.prompt_data`, so the FAQs are embedded as
+  delimited data). Nothing in them is there for the offline stand-in only: it reads the language
+  from the same sentence that tells the model which language to speak.
 - `prompts/languages/<prompt>.toml`: per-language spoken lines and TTS instructions.
 
 Files are read once per process (`preload_prompts` in prewarm does it before any job) and an
@@ -22,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from common.languages import LANGUAGES, Language
 from common.metadata import Faq
-from common.prompt_data import render_faq_block, render_language_tag
+from common.prompt_data import render_faq_block
 
 __all__ = [
     "PROMPTS_DIR",
@@ -53,7 +54,7 @@ class LanguagePrompts(BaseModel):
     language_switched: str = Field(min_length=1)
     fallback: str = Field(min_length=1)
     idle_goodbye: str = Field(min_length=1)
-    tts_instructions: str = Field(min_length=1, description="template; $code is substituted")
+    tts_instructions: str = Field(min_length=1, description="how the TTS voice should speak")
 
 
 @cache
@@ -85,15 +86,13 @@ def render_instructions(language: Language, faqs: Sequence[Faq]) -> str:
     return instructions_template().substitute(
         language_name=prompts.name,
         native_name=language.native_name,
-        language_tag=render_language_tag(language.code),
         faq_block=render_faq_block(faqs),
     )
 
 
 def render_tts_instructions(language: Language) -> str:
-    """TTS voice instructions; they contain the literal `language: <code>` line."""
-    template = Template(language_prompts(language.prompt).tts_instructions)
-    return template.substitute(code=language.code).strip()
+    """TTS voice instructions, in the session language (the voice comes from the language table)."""
+    return language_prompts(language.prompt).tts_instructions.strip()
 
 
 def preload_prompts() -> None:

@@ -100,8 +100,6 @@ class StateNotifier:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
-        self.delivered: list[AgentStateEvent] = []
-        """Events the page acknowledged, newest last (kept small; for get_state and tests)."""
 
     @property
     def state(self) -> AgentState:
@@ -206,8 +204,6 @@ class StateNotifier:
                 if await self._newer_arrives_within(delay):
                     return  # latest wins: the newer event replaces this one
                 continue
-            self.delivered.append(event)
-            del self.delivered[:-8]
             return
 
     async def _newer_arrives_within(self, delay: float) -> bool:

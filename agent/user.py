@@ -4,36 +4,26 @@
   agent kind): another agent in the room is never the user.
 - Session metadata comes from the job's dispatch first (it is there at job start), then from the
   user's participant metadata; it is parsed leniently (bad fields default, problems are logged).
-- Later changes of the user's participant metadata reconfigure the conversation.
+- The token forbids the user to change its own metadata (`canUpdateOwnMetadata` false), so it is
+  read once; the page changes language and FAQs with the `set_language` / `set_faqs` RPCs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from dataclasses import dataclass
+from typing import Literal
 
 from livekit import rtc
-from pydantic import ValidationError
 
-from common.metadata import Faq, SessionMetadata, parse_metadata_lenient
-from common.protocol import SetFaqsPayload, SetLanguagePayload, is_agent_identity
-from common.validation import describe_validation_error
-
-from .tasks import BackgroundTasks
+from common.metadata import SessionMetadata, parse_metadata_lenient
+from common.protocol import is_agent_identity
 
 __all__ = [
     "MetadataChoice",
-    "MetadataTarget",
-    "MetadataUpdate",
-    "apply_metadata_update",
     "choose_metadata",
-    "follow_metadata_changes",
     "is_user",
-    "parse_metadata_update",
     "wait_for_user",
 ]
 
@@ -95,77 +85,3 @@ def choose_metadata(dispatch: str | None, participant: str | None) -> MetadataCh
         meta, problems = parse_metadata_lenient(participant)
         return MetadataChoice(meta, "participant", tuple(f"participant {p}" for p in problems))
     return MetadataChoice(SessionMetadata(), "default", ("no dispatch or participant metadata",))
-
-
-@dataclass(frozen=True, slots=True)
-class MetadataUpdate:
-    """The valid fields of a participant metadata update (None: absent or invalid)."""
-
-    language: str | None = None
-    faqs: tuple[Faq, ...] | None = None
-    problems: list[str] = field(default_factory=list)
-
-
-def parse_metadata_update(raw: str) -> MetadataUpdate:
-    """Only the fields present and valid count: a broken update never resets the session."""
-    if not raw.strip():
-        return MetadataUpdate()
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        return MetadataUpdate(problems=[f"metadata is not JSON: {exc}"])
-    except RecursionError:
-        return MetadataUpdate(problems=["metadata is nested too deeply to parse"])
-    if not isinstance(data, dict):
-        return MetadataUpdate(problems=[f"metadata is a JSON {type(data).__name__}, not an object"])
-    problems: list[str] = []
-    language: str | None = None
-    faqs: tuple[Faq, ...] | None = None
-    if "language" in data:
-        try:
-            language = SetLanguagePayload.model_validate({"language": data["language"]}).language
-        except ValidationError as exc:
-            problems.append(describe_validation_error(exc, root="metadata"))
-    if "faqs" in data:
-        try:
-            faqs = tuple(SetFaqsPayload.model_validate({"faqs": data["faqs"]}).faqs)
-        except ValidationError as exc:
-            problems.append(describe_validation_error(exc, root="metadata"))
-    return MetadataUpdate(language=language, faqs=faqs, problems=problems)
-
-
-class MetadataTarget(Protocol):
-    @property
-    def language_code(self) -> str: ...
-
-    @property
-    def faqs(self) -> tuple[Faq, ...]: ...
-
-    async def set_language(self, code: str) -> None: ...
-
-    async def set_faqs(self, faqs: Sequence[Faq]) -> None: ...
-
-
-async def apply_metadata_update(target: MetadataTarget, update: MetadataUpdate) -> None:
-    if update.problems:
-        logger.warning(
-            "ignoring invalid fields of the user's metadata: %s", "; ".join(update.problems)
-        )
-    if update.faqs is not None and update.faqs != target.faqs:
-        await target.set_faqs(update.faqs)
-    if update.language is not None and update.language != target.language_code:
-        await target.set_language(update.language)
-
-
-def follow_metadata_changes(
-    room: rtc.Room, user_identity: str, target: MetadataTarget, tasks: BackgroundTasks
-) -> None:
-    """Apply the user's later participant metadata changes to `target`."""
-
-    def _on_changed(participant: rtc.Participant, old: str, new: str) -> None:
-        if participant.identity != user_identity:
-            return
-        logger.info("user metadata changed; reconfiguring")
-        tasks.spawn(apply_metadata_update(target, parse_metadata_update(new)), name="metadata")
-
-    room.on("participant_metadata_changed", _on_changed)

@@ -31,7 +31,7 @@ from .rpc import AgentRpc, register_rpc_methods
 from .settings import Settings, get_settings
 from .state_notifier import RetryPolicy, notify_state_changes
 from .tasks import BackgroundTasks
-from .user import choose_metadata, follow_metadata_changes, wait_for_user
+from .user import choose_metadata, wait_for_user
 
 __all__ = ["VAD_KEY", "build_server", "entrypoint", "prewarm"]
 
@@ -84,7 +84,6 @@ async def entrypoint(ctx: JobContext) -> None:
         policy=_retry_policy(settings),
     )
     rpc.ready(user_identity=user.identity, conversation=conversation, state=notifier)
-    follow_metadata_changes(ctx.room, user.identity, conversation, tasks)
     wait_for_rejoin(
         ctx.room,
         session,

@@ -19,6 +19,7 @@ Capacity = the largest N whose p95 stays within 1.5x the single-session p95 with
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import math
@@ -29,7 +30,6 @@ from typing import Any
 
 import psutil
 
-from devstack.paths import CACHE_DIR
 from devstack.stack import Stack, StackConfig
 from simuser import Stamp
 
@@ -37,15 +37,13 @@ from .common import (
     QUESTIONS,
     AgentAttributeStates,
     ProcessTreeSampler,
-    ResultFile,
     TurnSample,
-    base_parser,
-    setup_logging,
     summarize,
     voice_turn,
 )
-from .plotting import plt
-from .stacks import bench_agent_service, direct_user
+from .harness import int_list, our_agent, running, start_run
+from .plotting import plt, save_figure
+from .stacks import direct_user
 
 logger = logging.getLogger("bench.capacity")
 
@@ -271,48 +269,38 @@ def plot(data: dict[str, Any], cap: int | None, path: Path, title: str) -> None:
     more = ax3.get_legend_handles_labels()
     ax2.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="upper left")
     ax2.set_title("Worker process tree cost")
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, title)
 
 
-def main() -> None:
-    parser = base_parser("concurrent sessions against one worker")
-    parser.add_argument("--steps", default="1,5,10,20,30", help="concurrent sessions per step")
+def _options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--steps", type=int_list, default="1,5,10,20,30", help="concurrent sessions per step"
+    )
     parser.add_argument("--turns", type=int, default=3, help="voice turns per session")
     parser.add_argument("--min-turns", type=int, default=12, help="at least this many per step")
     parser.add_argument("--budget", type=float, default=480.0, help="seconds for all steps")
-    args = parser.parse_args()
-    setup_logging(args.verbose)
-    rng = random.Random(args.seed)
-    steps = [int(x) for x in args.steps.split(",")]
-    result = ResultFile(
+
+
+def main() -> None:
+    bench = start_run(
         NAME,
-        {
-            "steps": steps,
+        "concurrent sessions against one worker",
+        _options,
+        lambda args: {
+            "steps": args.steps,
             "turns_per_session": args.turns,
             "min_turns_per_step": args.min_turns,
             "budget_s": args.budget,
             "limit_factor": LIMIT_FACTOR,
             "agent_max_jobs": 50,
         },
-        results_dir=args.results_dir,
     )
+    args, result = bench.args, bench.result
     stack = Stack(StackConfig(services=("standin",)))
-    service = bench_agent_service(
-        stack,
-        "ours",
-        agent_name=stack.config.agent_name,
-        events_dir=CACHE_DIR / "bench-events" / NAME,
-    )
-    with stack:
-        try:
-            service.start(timeout=120)
-            assert service.pid is not None
-            data = asyncio.run(run(stack, service.pid, steps, args, rng))
-        finally:
-            service.stop()
+    service = our_agent(stack, NAME)
+    with running([stack], [service]):
+        assert service.pid is not None
+        data = asyncio.run(run(stack, service.pid, args.steps, args, bench.rng))
     cap = capacity(data["steps"])
     data["capacity_sessions"] = cap
     result.data = data

@@ -24,6 +24,7 @@ from livekit import rtc
 from common.metadata import Faq
 from common.protocol import is_agent_identity
 from devstack.livekit_server import LIVEKIT_SERVER_VERSION
+from devstack.sample_faqs import SAMPLE_FAQS
 from simuser import SimulatedUser, Stamp
 
 __all__ = [
@@ -51,17 +52,8 @@ DEFAULT_RESULTS_DIR = Path(__file__).resolve().parent / "results"
 # and the plain baseline publish, so turn pacing is measured the same way for both.
 ATTRIBUTE_AGENT_STATE = "lk.agent.state"
 
-# The verified voice scenario: the stand-in's recogniser catches these questions reliably.
-FAQS: tuple[Faq, ...] = (
-    Faq(
-        question="What are your opening hours?",
-        answer="We are open from nine to five, Monday to Friday.",
-    ),
-    Faq(
-        question="How do I reset my password?",
-        answer="Click forgot password on the login page.",
-    ),
-)
+# The verified voice scenario: the project's one sample FAQ set.
+FAQS: tuple[Faq, ...] = SAMPLE_FAQS
 QUESTIONS: tuple[str, ...] = tuple(f.question for f in FAQS)
 
 

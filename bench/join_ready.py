@@ -13,6 +13,7 @@ token answered, room connected, agent participant seen, first `listening` RPC re
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import random
@@ -20,13 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from common.protocol import is_agent_identity
-from devstack.paths import CACHE_DIR
-from devstack.stack import Stack, StackConfig
+from devstack.stack import Stack
 from simuser import SimulatedUser, Stamp
 
-from .common import FAQS, ResultFile, base_parser, fmt_ms, setup_logging, summarize
-from .plotting import plt
-from .stacks import bench_agent_service
+from .common import FAQS, fmt_ms, summarize
+from .harness import our_agent, running, start_run, user_stack
+from .plotting import plt, save_figure
 
 logger = logging.getLogger("bench.join_ready")
 
@@ -125,53 +125,35 @@ def plot(
     ax2.set_xlabel("ms since token request (medians)")
     ax2.set_title("Where the time goes")
     ax2.legend(fontsize=7)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, title)
 
 
-def main() -> None:
-    parser = base_parser("join -> ready with idle prewarmed processes off and on")
+def _options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sessions", type=int, default=30, help="sessions per configuration")
     parser.add_argument("--idle", type=int, default=2, help="AGENT_NUM_IDLE_PROCESSES when on")
     parser.add_argument("--gap", type=float, default=2.0, help="seconds between sessions")
-    args = parser.parse_args()
-    setup_logging(args.verbose)
-    rng = random.Random(args.seed)
-    result = ResultFile(
+
+
+def main() -> None:
+    bench = start_run(
         NAME,
-        {"sessions_per_config": args.sessions, "idle_on": args.idle, "gap_s": args.gap},
-        results_dir=args.results_dir,
+        "join -> ready with idle prewarmed processes off and on",
+        _options,
+        lambda args: {
+            "sessions_per_config": args.sessions,
+            "idle_on": args.idle,
+            "gap_s": args.gap,
+        },
     )
+    args, result = bench.args, bench.result
     configs = {"idle=0": "0", f"idle={args.idle}": str(args.idle)}
-    env = {"RATE_LIMIT_PER_MINUTE": "100000"}
-    stacks = {
-        name: Stack(StackConfig(services=("standin", "token_server"), env=env)) for name in configs
-    }
-    events = CACHE_DIR / "bench-events" / NAME
+    stacks = {name: user_stack() for name in configs}
     services = {
-        name: bench_agent_service(
-            stacks[name],
-            "ours",
-            agent_name=stacks[name].config.agent_name,
-            events_dir=events,
-            env={"AGENT_NUM_IDLE_PROCESSES": idle},
-        )
+        name: our_agent(stacks[name], NAME, env={"AGENT_NUM_IDLE_PROCESSES": idle})
         for name, idle in configs.items()
     }
-    started: list[Stack] = []
-    try:
-        for name, stack in stacks.items():
-            stack.start()
-            started.append(stack)
-            services[name].start(timeout=120)
-        raw = asyncio.run(run(stacks, args.sessions, args.gap, rng))
-    finally:
-        for service in services.values():
-            service.stop()
-        for stack in started:
-            stack.stop()
+    with running(stacks.values(), services.values()):
+        raw = asyncio.run(run(stacks, args.sessions, args.gap, bench.rng))
     stats: dict[str, Any] = {}
     for name, rows in raw.items():
         ok = [r for r in rows if r["ok"]]

@@ -15,6 +15,7 @@ RPC calls (`send_text`/`interrupt`, including the agent's handler) is reported a
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import random
@@ -22,23 +23,19 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from devstack.paths import CACHE_DIR
-from devstack.stack import Stack, StackConfig
+from devstack.stack import Stack
 from simuser import SimulatedUser
 
 from .common import (
     FAQS,
     QUESTIONS,
     AgentAttributeStates,
-    ResultFile,
-    base_parser,
     fmt_ms,
-    setup_logging,
     summarize,
     voice_turn,
 )
-from .plotting import plt
-from .stacks import bench_agent_service
+from .harness import our_agent, running, start_run, user_stack
+from .plotting import plt, save_figure
 
 logger = logging.getLogger("bench.state_rpc")
 
@@ -114,39 +111,26 @@ def plot(data: dict[str, Any], stats: dict[str, Any], path: Path, title: str) ->
     ax2.set_yscale("log")
     ax2.set_ylabel("ms")
     ax2.set_title("By new state")
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, title)
+
+
+def _options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--text-turns", type=int, default=60)
+    parser.add_argument("--voice-turns", type=int, default=6)
 
 
 def main() -> None:
-    parser = base_parser("state RPC latency over one long conversation")
-    parser.add_argument("--text-turns", type=int, default=60)
-    parser.add_argument("--voice-turns", type=int, default=6)
-    args = parser.parse_args()
-    setup_logging(args.verbose)
-    rng = random.Random(args.seed)
-    result = ResultFile(
+    bench = start_run(
         NAME,
-        {"text_turns": args.text_turns, "voice_turns": args.voice_turns},
-        results_dir=args.results_dir,
+        "state RPC latency over one long conversation",
+        _options,
+        lambda args: {"text_turns": args.text_turns, "voice_turns": args.voice_turns},
     )
-    stack = Stack(
-        StackConfig(services=("standin", "token_server"), env={"RATE_LIMIT_PER_MINUTE": "100000"})
-    )
-    service = bench_agent_service(
-        stack,
-        "ours",
-        agent_name=stack.config.agent_name,
-        events_dir=CACHE_DIR / "bench-events" / NAME,
-    )
-    with stack:
-        try:
-            service.start(timeout=120)
-            data = asyncio.run(conversation(stack, args.text_turns, args.voice_turns, rng))
-        finally:
-            service.stop()
+    args, result = bench.args, bench.result
+    stack = user_stack()
+    service = our_agent(stack, NAME)
+    with running([stack], [service]):
+        data = asyncio.run(conversation(stack, args.text_turns, args.voice_turns, bench.rng))
     by_state: dict[str, list[float]] = defaultdict(list)
     for change in data["changes"]:
         by_state[change["state"]].append(change["latency_ms"])

@@ -13,6 +13,7 @@ which side saturates: on 2 cores the Python generator competes with the server i
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import itertools
 import json
@@ -35,8 +36,9 @@ from devstack.stack import Stack, StackConfig
 from token_server.models import TokenRequest
 from token_server.tokens import mint_token
 
-from .common import FAQS, ResultFile, base_parser, fmt_ms, setup_logging, summarize
-from .plotting import plt
+from .common import FAQS, fmt_ms, summarize
+from .harness import int_list, running, start_run
+from .plotting import plt, save_figure
 
 logger = logging.getLogger("bench.token_throughput")
 
@@ -201,41 +203,36 @@ def plot(data: dict[str, list[dict[str, Any]]], path: Path, title: str) -> None:
     ax2.set_ylabel("latency, ms")
     ax2.set_yscale("log")
     ax2.set_title("Latency")
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, title)
 
 
-def main() -> None:
-    parser = base_parser("token server throughput vs a sign-only baseline")
-    parser.add_argument("--levels", default="1,2,4,8,16,32,64", help="concurrency levels")
+def _options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--levels", type=int_list, default="1,2,4,8,16,32,64", help="concurrency levels"
+    )
     parser.add_argument("--seconds", type=float, default=6.0, help="measured seconds per level")
     parser.add_argument("--warmup", type=float, default=1.0, help="uncounted seconds per level")
     parser.add_argument("--max-requests", type=int, default=20000, help="cap per level")
-    args = parser.parse_args()
-    setup_logging(args.verbose)
-    levels = [int(x) for x in args.levels.split(",")]
-    result = ResultFile(
+
+
+def main() -> None:
+    bench = start_run(
         NAME,
-        {
-            "levels": levels,
+        "token server throughput vs a sign-only baseline",
+        _options,
+        lambda args: {
+            "levels": args.levels,
             "seconds_per_level": args.seconds,
             "warmup_s": args.warmup,
             "max_requests_per_level": args.max_requests,
             "generator": "aiohttp closed loop, same machine",
         },
-        results_dir=args.results_dir,
     )
+    args, result = bench.args, bench.result
     stack = Stack(StackConfig(services=(), run_livekit=False))
     services = _services(stack)
-    try:
-        for service in services.values():
-            service.start(timeout=60)
-        data = asyncio.run(run(services, levels, args.seconds, args.warmup, args.max_requests))
-    finally:
-        for service in services.values():
-            service.stop()
+    with running([], services.values()):
+        data = asyncio.run(run(services, args.levels, args.seconds, args.warmup, args.max_requests))
     costs = in_process_costs()
     result.data = {"levels": data, "in_process_ms": costs}
     for name, rows in data.items():

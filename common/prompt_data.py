@@ -3,6 +3,10 @@
 The FAQs are a JSON array inside `<faq_data>` tags, with `<`, `>` and `&` written as JSON unicode
 escapes so that no FAQ text can close the tag and smuggle instructions out of the data block.
 The offline stand-in reads the same block back, so both sides use these two functions.
+
+The session language has no marker of its own: the instructions tell the model, in prose, to
+reply in "<name> (<native name>)" (prompts/instructions.md); `parse_session_language` reads that
+back for the stand-in and the tests' fake LLM, outside the FAQ block.
 """
 
 from __future__ import annotations
@@ -13,12 +17,15 @@ from collections.abc import Sequence
 
 from pydantic import TypeAdapter, ValidationError
 
+from .languages import LANGUAGES
 from .metadata import Faq
 
-__all__ = ["parse_faq_block", "parse_session_language", "render_faq_block", "render_language_tag"]
+__all__ = ["parse_faq_block", "parse_session_language", "render_faq_block"]
 
 _FAQ_BLOCK = re.compile(r"<faq_data>\s*(.*?)\s*</faq_data>", re.DOTALL)
-_LANGUAGE_TAG = re.compile(r"<session_language>\s*([A-Za-z-]{2,35})\s*</session_language>")
+# "(English)", "(English (UK))", "(Español (México))": native names are unique in the table.
+_NATIVE_NAME = re.compile("|".join(rf"\(({re.escape(lang.native_name)})\)" for lang in LANGUAGES))
+_BY_NATIVE_NAME = {lang.native_name: lang.code for lang in LANGUAGES}
 _FAQS = TypeAdapter(list[Faq])
 _ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"}
 
@@ -43,10 +50,9 @@ def parse_faq_block(text: str) -> list[Faq] | None:
         return None
 
 
-def render_language_tag(code: str) -> str:
-    return f"<session_language>{code}</session_language>"
-
-
 def parse_session_language(text: str) -> str | None:
-    found = _LANGUAGE_TAG.findall(text)
-    return found[-1] if found else None
+    """The code of the first supported language named as "(<native name>)" before the FAQs."""
+    match = _NATIVE_NAME.search(_FAQ_BLOCK.split(text, maxsplit=1)[0])
+    if match is None:
+        return None
+    return _BY_NATIVE_NAME[next(g for g in match.groups() if g is not None)]

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -20,12 +21,11 @@ from .paths import LOG_DIR, REPO_ROOT
 from .ports import free_tcp_port
 from .service import Service, http_ok, log_contains
 
-__all__ = ["SERVICE_NAMES", "Stack", "StackConfig", "StackPorts"]
+__all__ = ["SERVICES", "SERVICE_NAMES", "ServiceSpec", "Stack", "StackConfig", "StackPorts"]
 
 logger = logging.getLogger(__name__)
 
 ServiceName = Literal["standin", "token_server", "agent", "playground"]
-SERVICE_NAMES: tuple[ServiceName, ...] = ("standin", "token_server", "agent", "playground")
 
 # Variables of ours that must never leak from the caller's shell into a test stack.
 _OWNED_VARS = (
@@ -37,6 +37,49 @@ _OWNED_VARS = (
     "TOKEN_SERVER_API_KEY",
     "ROOM_PREFIX",
 )
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """How to run one service of the stack: `python -m <module> [<args>]`, ready when `ready`."""
+
+    name: ServiceName
+    module: str
+    log_name: str
+    ready: Callable[[StackConfig], Callable[[Service], bool]]
+    args: Callable[[StackConfig], list[str]] = lambda _: []
+    start_timeout: float = 60.0
+    # Only with the stand-in as the provider (no OPENAI_API_KEY).
+    standin_only: bool = False
+
+
+def _health(
+    port: Callable[[StackPorts], int],
+) -> Callable[[StackConfig], Callable[[Service], bool]]:
+    return lambda cfg: http_ok(f"http://127.0.0.1:{port(cfg.ports)}/healthz")
+
+
+# Every service, in start order (stopped in reverse).
+SERVICES: tuple[ServiceSpec, ...] = (
+    ServiceSpec("standin", "standin", "standin", _health(lambda p: p.standin), standin_only=True),
+    ServiceSpec("token_server", "token_server", "token-server", _health(lambda p: p.token_server)),
+    ServiceSpec(
+        "agent",
+        "agent",
+        "agent",
+        # The worker is useful only once livekit-server has accepted its registration.
+        lambda _: log_contains("registered worker"),
+        args=lambda cfg: [cfg.agent_mode],
+        start_timeout=120.0,
+    ),
+    ServiceSpec(
+        "playground",
+        "devstack.playground_server",
+        "playground",
+        _health(lambda p: p.playground),
+    ),
+)
+SERVICE_NAMES: tuple[ServiceName, ...] = tuple(spec.name for spec in SERVICES)
 
 
 @dataclass(frozen=True)
@@ -84,33 +127,19 @@ class Stack:
         self.uses_standin = use_standin
         env = self._environment(use_standin)
         self.env = env
-        py = sys.executable
-        p = cfg.ports
-        if use_standin and "standin" in cfg.services:
-            self.services["standin"] = Service(
-                "standin",
-                [py, "-m", "standin"],
+        self.specs = {
+            spec.name: spec
+            for spec in SERVICES
+            if spec.name in cfg.services and (use_standin or not spec.standin_only)
+        }
+        for spec in self.specs.values():
+            self.services[spec.name] = Service(
+                spec.name,
+                [sys.executable, "-m", spec.module, *spec.args(cfg)],
                 env=env,
-                log_path=self._log("standin"),
-                ready=http_ok(f"http://127.0.0.1:{p.standin}/healthz"),
-            )
-        if "token_server" in cfg.services:
-            self.services["token_server"] = Service(
-                "token_server",
-                [py, "-m", "token_server"],
-                env=env,
-                log_path=self._log("token-server"),
-                ready=http_ok(f"http://127.0.0.1:{p.token_server}/healthz"),
-            )
-        if "agent" in cfg.services:
-            self.services["agent"] = self._agent_service()
-        if "playground" in cfg.services:
-            self.services["playground"] = Service(
-                "playground",
-                [py, "-m", "devstack.playground_server"],
-                env=env,
-                log_path=self._log("playground"),
-                ready=http_ok(f"http://127.0.0.1:{p.playground}/healthz"),
+                cwd=REPO_ROOT,
+                log_path=self._log(spec.log_name),
+                ready=spec.ready(cfg),
             )
 
     def _log(self, name: str) -> Path:
@@ -157,17 +186,6 @@ class Stack:
         env.update(cfg.env)
         return env
 
-    def _agent_service(self) -> Service:
-        return Service(
-            "agent",
-            [sys.executable, "-m", "agent", self.config.agent_mode],
-            env=self.env,
-            cwd=REPO_ROOT,
-            log_path=self._log("agent"),
-            # The worker is useful only once livekit-server has accepted its registration.
-            ready=log_contains("registered worker"),
-        )
-
     # --- URLs -------------------------------------------------------------------------------
     @property
     def livekit_url(self) -> str:
@@ -208,9 +226,9 @@ class Stack:
         try:
             if self.config.run_livekit:
                 self.livekit.start()
-            for service in self.services.values():
-                logger.info("starting %s", service.name)
-                service.start(timeout=120 if service.name == "agent" else 60)
+            for name, spec in self.specs.items():
+                logger.info("starting %s", name)
+                self.services[name].start(timeout=spec.start_timeout)
         except BaseException:
             self.stop()
             raise
@@ -224,7 +242,7 @@ class Stack:
     def restart_agent(self) -> None:
         agent = self.services["agent"]
         agent.stop()
-        agent.start(timeout=120)
+        agent.start(timeout=self.specs["agent"].start_timeout)
 
     def __enter__(self) -> Stack:
         return self.start()

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Idempotent set-up shared by `make dev` and `make test`: Debian packages, the Python venv,
-# the pinned livekit-server build and the playground's npm packages. Each step is skipped when
-# what it installs is already there and up to date.
+# Idempotent set-up shared by `make dev`, `make test` and `make unit`: Debian packages, the
+# Python venv (uv, from uv.lock), the pinned livekit-server build and the playground's npm
+# packages. Each step is skipped when what it installs is already there and up to date.
+# Usage: bootstrap.sh [all|unit]   (`unit`: what lint and the unit tests need: Debian packages,
+# the venv and the .dockerignore oracle; no livekit-server, no npm)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+MODE=${1:-all}
+case "$MODE" in all | unit) ;; *) echo "usage: $0 [all|unit]" >&2; exit 2 ;; esac
 
 CACHE=.cache
 mkdir -p "$CACHE"
@@ -22,24 +26,25 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# --- Python venv -------------------------------------------------------------------------------
+# --- Python: uv (pinned, from PyPI, cached under .cache/) and the venv from uv.lock ------------
+# The venv holds every dependency group (pyproject's default-groups); the Docker stages install
+# one group each from the same lock. `--locked` fails when uv.lock is out of date with pyproject.
 PYTHON=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  say "creating .venv with $($PYTHON --version)"
-  $PYTHON -m venv .venv
+UV_VERSION=0.13.9  # keep in step with the Dockerfile (tests/unit/test_deployment_files.py checks)
+UV="$CACHE/uv/$UV_VERSION/bin/uv"
+if [ ! -x "$UV" ]; then
+  say "installing uv $UV_VERSION (pip, into $CACHE/uv)"
+  "$PYTHON" -m pip install -q --disable-pip-version-check --no-warn-script-location --root-user-action=ignore \
+    --target "$CACHE/uv/$UV_VERSION" "uv==$UV_VERSION"
 fi
-stamp="$CACHE/pip.stamp"
-want=$(cat pyproject.toml requirements.lock | sha256sum | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  say "installing Python packages (pip, cached)"
-  .venv/bin/python -m pip install -q --upgrade pip
-  # Runtime packages pinned by the same lock as the Docker image; dev tools float within pyproject.
-  .venv/bin/python -m pip install -q -e ".[dev]" -c requirements.lock --config-settings editable_mode=compat
+stamp="$CACHE/uv-sync.stamp"
+want=$(cat pyproject.toml uv.lock <("$PYTHON" --version) | sha256sum | cut -d' ' -f1)
+if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  say "syncing .venv with uv.lock (uv, cached)"
+  # Never fetch a Python build: use this machine's interpreter.
+  UV_PYTHON_DOWNLOADS=never UV_LINK_MODE=copy "$UV" sync --locked --quiet --python "$PYTHON"
   echo "$want" >"$stamp"
 fi
-
-# --- livekit-server (built from the Go module proxy, cached per version) -----------------------
-.venv/bin/python -c "from devstack.livekit_server import ensure_livekit_server as e; e()"
 
 # --- Docker's .dockerignore matcher, for the unit tests (Go, cached by its sources) -----------
 oracle_src=tests/tools/dockerignore_oracle
@@ -51,6 +56,11 @@ if [ ! -x "$oracle" ] || [ "$(cat "$CACHE/oracle.stamp" 2>/dev/null)" != "$want"
   (cd "$oracle_src" && go build -o "$OLDPWD/$oracle" .)
   echo "$want" >"$CACHE/oracle.stamp"
 fi
+
+if [ "$MODE" = unit ]; then say "ready for the unit tests"; exit 0; fi
+
+# --- livekit-server (built from the Go module proxy, cached per version) -----------------------
+.venv/bin/python -c "from devstack.livekit_server import ensure_livekit_server as e; e()"
 
 # --- playground (npm, cached by lock file) -----------------------------------------------------
 if [ -f playground/package-lock.json ]; then

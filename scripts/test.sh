@@ -1,11 +1,29 @@
 #!/usr/bin/env bash
-# README command 2: install what is missing, lint, then run every test (in a sealed network).
-# Pytest's exit code 5 ("no tests collected") is a failure here, never a silent pass.
+# Test tiers. `test.sh` (README's `make test`, what CI runs): install what is missing, lint, then
+# every test. `test.sh unit|e2e|browser [pytest args]`: one tier (`make unit` also lints and needs
+# only the venv, no servers). Every run is in the sealed network namespace (scripts/sealed.sh): no
+# packet can leave it. Pytest's exit code 5 ("no tests collected") is a failure here, never a
+# silent pass.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh || exit 1
-bash scripts/lint.sh || exit 1
-# Every test runs in the sealed network namespace (scripts/sealed.sh): no packet can leave it.
+tier=all
+case "${1:-}" in unit | e2e | browser) tier=$1; shift ;; esac
+
+case "$tier" in
+  unit)
+    bash scripts/bootstrap.sh unit || exit 1
+    bash scripts/lint.sh || exit 1
+    set -- tests/unit -m unit "$@"
+    ;;
+  e2e | browser)
+    bash scripts/bootstrap.sh || exit 1
+    set -- "tests/$tier" -m "$tier" "$@"
+    ;;
+  all)
+    bash scripts/bootstrap.sh || exit 1
+    bash scripts/lint.sh || exit 1
+    ;;
+esac
 bash scripts/sealed.sh .venv/bin/python -m pytest "$@"
 rc=$?
 if [ $rc -eq 5 ]; then

@@ -3,6 +3,7 @@
     python -m simuser --token-url http://127.0.0.1:8080/api/token --language en \\
         --faq "What are your opening hours?|We open at nine." \\
         --say "What are your opening hours?" --save-audio out.wav --json-report report.json
+    python -m simuser --sample-faqs --say "How do I reset my password?"
 
 Each `--send-text` and `--say` is one turn: the user asks, then waits for the agent's final
 transcript and its return to `listening`. The timeline is printed at the end; the exit code is
@@ -20,13 +21,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from common.metadata import Faq
+from devstack.sample_faqs import SAMPLE_FAQS
 
 from .client import RpcCallError, SimulatedUser
 from .recording import Stamp
 from .report import format_timeline
 from .token import DEFAULT_ROOM_PREFIX, TokenRequestError
 
-__all__ = ["build_parser", "main", "parse_faq"]
+__all__ = ["build_parser", "main", "parse_faq", "session_faqs"]
 
 logger = logging.getLogger("simuser")
 
@@ -39,6 +41,11 @@ def parse_faq(value: str) -> Faq:
         return Faq(question=question, answer=answer)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def session_faqs(args: argparse.Namespace) -> list[Faq]:
+    """The FAQs the token asks for: the sample set (with --sample-faqs), then every --faq."""
+    return [*(SAMPLE_FAQS if args.sample_faqs else ()), *args.faq]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--language", default="en", help="session language (default: en)")
     src.add_argument(
         "--faq", action="append", type=parse_faq, default=[], metavar="Q|A", help="repeatable"
+    )
+    src.add_argument(
+        "--sample-faqs",
+        action="store_true",
+        help="add the project's sample FAQs (devstack/sample_faqs.py) before any --faq",
     )
     turns = p.add_argument_group("turns, in order: all --send-text first, then all --say")
     turns.add_argument("--send-text", action="append", default=[], metavar="TEXT")
@@ -142,7 +154,7 @@ async def run(args: argparse.Namespace) -> int:
             user = await SimulatedUser.from_token_server(
                 args.token_url,
                 language=args.language,
-                faqs=args.faq,
+                faqs=session_faqs(args),
                 room=args.room,
                 identity=args.identity,
                 room_prefix=args.room_prefix,

@@ -1,8 +1,8 @@
 """Speech synthesis with espeak-ng, resampled by sox to 24 kHz mono int16, streamed as it comes.
 
-Language: `instructions` naming a session language win (`language: es-MX`, or a language name
-such as "Mexican Spanish" or "Español"), then the OpenAI voice of that language in
-`common.languages`, then English.
+Language: the request's OpenAI voice, when it is the voice of one of our languages
+(`common.languages`: one voice per language, the one the agent sends), then `instructions` naming
+a language (`language: es-MX`, or a name such as "Mexican Spanish" or "Español"), then English.
 """
 
 from __future__ import annotations
@@ -40,6 +40,9 @@ _VOICE_LANGUAGE: dict[str, str] = {lang.tts_voice: lang.code for lang in LANGUAG
 
 def resolve_language(instructions: str | None, voice: str) -> str:
     """Our language code for a speech request (see the module docstring for the order)."""
+    by_voice = _VOICE_LANGUAGE.get(voice.casefold())
+    if by_voice is not None:
+        return by_voice
     if instructions:
         match = _LANGUAGE_FIELD.search(instructions)
         if match:
@@ -49,7 +52,7 @@ def resolve_language(instructions: str | None, voice: str) -> str:
         for name, code in _NAMES:
             if re.search(rf"(?<!\w){re.escape(name)}(?!\w)", folded):
                 return code
-    return _VOICE_LANGUAGE.get(voice.casefold(), "en")
+    return "en"
 
 
 class SynthesisError(RuntimeError):

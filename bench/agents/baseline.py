@@ -24,7 +24,7 @@ from livekit.plugins import openai, silero
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bench.common import FAQS
-from common.prompt_data import render_faq_block, render_language_tag
+from common.prompt_data import render_faq_block
 
 from .timing import TimingLog, attach_http_timing, attach_turn_metrics
 
@@ -37,8 +37,8 @@ logger = logging.getLogger(__name__)
 MAX_JOBS = 50
 GREETING = "Hi there! I'm your virtual assistant. What would you like to know?"
 INSTRUCTIONS = (
-    "You are a helpful voice assistant. Answer from these FAQs.\n"
-    f"{render_language_tag('en')}\n{render_faq_block(FAQS)}"
+    "You are a helpful voice assistant. Always reply in English (English).\n"
+    f"Answer from these FAQs.\n{render_faq_block(FAQS)}"
 )
 
 

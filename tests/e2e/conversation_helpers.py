@@ -29,6 +29,7 @@ from common.languages import get_language
 from common.metadata import Faq
 from common.protocol import AgentState
 from devstack.loopback import off_loopback_sockets
+from devstack.sample_faqs import HOURS, PASSWORD
 from devstack.stack import Stack
 from simuser import SimulatedUser, StateChange, TranscriptStream
 from simuser.audio import SAMPLE_RATE, resample, to_int16
@@ -69,14 +70,6 @@ Int16Array = npt.NDArray[np.int16]
 # --- FAQ data --------------------------------------------------------------------------------
 # Numbers are spelled out: the recogniser hears words, and the answers are compared as words.
 
-HOURS = Faq(
-    question="What are your opening hours?",
-    answer="We are open from nine to five, Monday to Friday.",
-)
-PASSWORD = Faq(
-    question="How do I reset my password?",
-    answer="Click forgot password on the login page.",
-)
 # About 16 s of espeak-ng speech: long enough to be cut in the middle by a barge-in or interrupt.
 HISTORY = Faq(
     question="Tell me about the company history.",

@@ -23,7 +23,7 @@ import psutil
 
 from agent.prompts import LanguagePrompts, language_prompts
 from common.languages import get_language
-from common.metadata import Faq
+from devstack.sample_faqs import HOURS
 from devstack.stack import Stack, StackConfig
 from simuser import SimulatedUser, Stamp, fetch_token
 from simuser.recording import ParticipantEvent, StateChange, TranscriptStream
@@ -53,9 +53,9 @@ __all__ = [
 
 T = TypeVar("T")
 
-QUESTION = "What are your opening hours?"
-ANSWER = "We are open from nine to five, Monday to Friday."
-FAQS = [Faq(question=QUESTION, answer=ANSWER)]
+QUESTION = HOURS.question
+ANSWER = HOURS.answer
+FAQS = [HOURS]
 
 # Hang guards only: generous, because the machine is shared with other test runs.
 TURN_TIMEOUT = 60.0

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from common.metadata import Faq
 from devstack.loopback import off_loopback_sockets
+from devstack.sample_faqs import HOURS, LOCATION, PASSWORD, PAYMENT
 from devstack.stack import Stack
 from simuser import SimulatedUser, Stamp
 
@@ -28,15 +28,7 @@ USERS = int(os.environ.get("LOAD_USERS", "4"))
 TEXT_TURNS = 3
 WAIT = 120.0  # per step, generous: a hang guard for a loaded machine, not a latency target
 
-FAQS = [
-    Faq(
-        question="What are your opening hours?",
-        answer="We are open from nine to five, Monday to Friday.",
-    ),
-    Faq(question="How do I reset my password?", answer="Click forgot password on the login page."),
-    Faq(question="Where is the shop located?", answer="On Main Street twelve, next to the bakery."),
-    Faq(question="Which payment methods do you accept?", answer="We accept cards and cash."),
-]
+FAQS = [HOURS, PASSWORD, LOCATION, PAYMENT]
 # A distinctive piece of each answer, to recognise it in the agent's transcript.
 EXPECTED = {
     FAQS[0].question: "nine to five",

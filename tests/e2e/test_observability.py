@@ -17,20 +17,14 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from common.metadata import Faq
 from devstack.ports import free_tcp_port
+from devstack.sample_faqs import SAMPLE_FAQS
 from devstack.stack import Stack, StackConfig
 from simuser import SimulatedUser
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
-FAQS = [
-    Faq(
-        question="What are your opening hours?",
-        answer="We are open from nine to five, Monday to Friday.",
-    ),
-    Faq(question="How do I reset my password?", answer="Click forgot password on the login page."),
-]
+FAQS = list(SAMPLE_FAQS)
 OPENING_HOURS = "nine to five"
 
 

@@ -33,7 +33,6 @@ import jwt
 import pytest
 from livekit import api, rtc
 
-from common.metadata import Faq
 from common.protocol import (
     RPC_GET_STATE,
     RPC_INTERRUPT,
@@ -44,18 +43,13 @@ from common.protocol import (
 )
 from devstack.paths import LOG_DIR
 from devstack.ports import free_tcp_port
+from devstack.sample_faqs import SAMPLE_FAQS
 from devstack.stack import Stack, StackConfig
 from simuser import RpcCallError, SimulatedUser
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
-FAQS = [
-    Faq(
-        question="What are your opening hours?",
-        answer="We are open from nine to five, Monday to Friday.",
-    ),
-    Faq(question="How do I reset my password?", answer="Click forgot password on the login page."),
-]
+FAQS = list(SAMPLE_FAQS)
 # livekit-server (livekit/protocol auth/verifier.go) accepts tokens up to a minute past `exp`.
 LIVEKIT_EXPIRY_LEEWAY = 60.0
 

@@ -27,7 +27,6 @@ from hypothesis import strategies as st
 from livekit import rtc
 
 from common.languages import LANGUAGES
-from common.metadata import Faq
 from common.protocol import (
     MAX_RPC_PAYLOAD_BYTES,
     RPC_GET_STATE,
@@ -40,6 +39,7 @@ from common.protocol import (
     OkResponse,
     RpcErrorCode,
 )
+from devstack.sample_faqs import SAMPLE_FAQS
 from devstack.stack import Stack
 from simuser import SimulatedUser
 
@@ -49,13 +49,7 @@ logger = logging.getLogger(__name__)
 
 EXAMPLES_PER_METHOD = 30
 CALL_TIMEOUT = 30.0
-FAQS = [
-    Faq(
-        question="What are your opening hours?",
-        answer="We are open from nine to five, Monday to Friday.",
-    ),
-    Faq(question="How do I reset my password?", answer="Click forgot password on the login page."),
-]
+FAQS = list(SAMPLE_FAQS)
 OPENING_HOURS = "nine to five"
 # The shared stack logs text: each record starts with its time.
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")

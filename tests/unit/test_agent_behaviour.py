@@ -15,13 +15,11 @@ from agent.prompts import language_prompts
 from agent.tasks import BackgroundTasks
 from common.languages import get_language
 from common.metadata import Faq
+from devstack.sample_faqs import HOURS, LOCATION
 
 pytestmark = pytest.mark.unit
 
-FAQS = [
-    Faq(question="What are your opening hours?", answer="We are open from 9 to 5."),
-    Faq(question="Where is the shop located?", answer="On Main Street 12."),
-]
+FAQS = [HOURS, LOCATION]
 
 
 class Harness:
@@ -58,7 +56,7 @@ async def test_agent_greets_first_with_the_fixed_greeting() -> None:
 async def test_question_in_the_faqs_is_answered_from_them(harness: Harness) -> None:
     result = await harness.session.run(user_input="When are you open, what are the opening hours?")
     message = result.expect.next_event().is_message(role="assistant")
-    assert message.event().item.text_content == "[en] We are open from 9 to 5."
+    assert message.event().item.text_content == f"[en] {HOURS.answer}"
     result.expect.no_more_events()
 
 
@@ -75,7 +73,7 @@ async def test_language_switch_speaks_the_new_language_and_reinstructs(harness: 
     assert harness.assistant_texts()[-1] == language_prompts("fr").language_switched
     result = await harness.session.run(user_input="Where is the shop located?")
     message = result.expect.next_event().is_message(role="assistant")
-    assert message.event().item.text_content == "[fr] On Main Street 12."
+    assert message.event().item.text_content == f"[fr] {LOCATION.answer}"
     assert harness.conversation.language_code == "fr"
 
 

@@ -224,7 +224,9 @@ def ignores_sigterm(pid):
 ctx = multiprocessing.get_context("forkserver")
 if sys.argv[1] == "preloaded":
     ctx.set_forkserver_preload(["agent.forkserver_signals"])
-job = ctx.Process(target=time.sleep, args=(60,))
+elif sys.argv[1] == "framework":  # what livekit-agents' AgentServer preloads, and its job name
+    ctx.set_forkserver_preload(["livekit.agents.ipc._preload"])
+job = ctx.Process(target=time.sleep, args=(60,), name="job_proc")
 job.start()
 print(json.dumps({
     "forkserver": ignores_sigterm(forkserver._forkserver._forkserver_pid),
@@ -251,6 +253,27 @@ def test_forkserver_and_its_job_processes_ignore_a_group_wide_sigterm(
     )
     seen = json.loads(done.stdout)
     assert seen == {"forkserver": ignored, "job": ignored, "here": False}
+
+
+def test_upstream_forkserver_signal_bug_is_still_there() -> None:
+    """livekit/agents#7336: under the forkserver the framework's job processes do not ignore
+    SIGTERM/SIGINT (`job_proc_lazy_main` checks the process name at import, in the forkserver).
+
+    When this fails, the installed livekit-agents ignores the signals in its job processes by
+    itself: delete `agent/forkserver_signals.py` and its `preload_modules` line in the worker.
+    """
+    done = subprocess.run(
+        [sys.executable, "-c", _FORKSERVER_SCRIPT, "framework"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    seen = json.loads(done.stdout)
+    assert seen["job"] is False, (
+        "livekit/agents#7336 is fixed in the installed livekit-agents: job processes now ignore "
+        "SIGTERM by themselves; remove the agent/forkserver_signals.py workaround"
+    )
 
 
 def test_forkserver_signals_does_nothing_outside_the_forkserver() -> None:

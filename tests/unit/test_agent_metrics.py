@@ -27,11 +27,11 @@ from agent.metrics import (
 )
 from agent.settings import SettingsError, load_settings
 from common.languages import get_language
-from common.metadata import Faq
+from devstack.sample_faqs import HOURS
 
 pytestmark = pytest.mark.unit
 
-FAQS = [Faq(question="What are your opening hours?", answer="We are open from 9 to 5.")]
+FAQS = [HOURS]
 
 
 class Delta:

@@ -1,15 +1,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 
 import pytest
 
-from agent.user import (
-    apply_metadata_update,
-    choose_metadata,
-    parse_metadata_update,
-)
+from agent.user import choose_metadata
 from common.metadata import Faq
 
 pytestmark = pytest.mark.unit
@@ -64,46 +59,3 @@ def test_invalid_fields_default_and_are_named(
     assert choice.metadata.language == language
     assert len(choice.metadata.faqs) == faq_count
     assert any(problem in p for p in choice.problems), choice.problems
-
-
-def test_update_keeps_only_valid_present_fields() -> None:
-    update = parse_metadata_update(
-        '{"language": "nope", "faqs": [{"question": "Q", "answer": "A"}]}'
-    )
-    assert update.language is None
-    assert update.faqs == (Faq(question="Q", answer="A"),)
-    assert update.problems
-    assert "language" in update.problems[0]
-    assert parse_metadata_update("").problems == []
-    assert parse_metadata_update("{oops").problems
-
-
-class _Target:
-    def __init__(self) -> None:
-        self.language_code = "en"
-        self.faqs: tuple[Faq, ...] = ()
-        self.calls: list[str] = []
-
-    async def set_language(self, code: str) -> None:
-        self.calls.append(f"language={code}")
-        self.language_code = code
-
-    async def set_faqs(self, faqs: Sequence[Faq]) -> None:
-        self.calls.append(f"faqs={len(faqs)}")
-        self.faqs = tuple(faqs)
-
-
-async def test_metadata_change_reconfigures_only_what_changed() -> None:
-    target = _Target()
-    await apply_metadata_update(target, parse_metadata_update(GOOD_ES))
-    assert target.calls == ["faqs=1", "language=es"]
-    await apply_metadata_update(target, parse_metadata_update(GOOD_ES))
-    assert target.calls == ["faqs=1", "language=es"]
-    await apply_metadata_update(target, parse_metadata_update('{"language": "bad"}'))
-    assert target.language_code == "es"
-
-
-def test_deeply_nested_metadata_update_is_a_problem_not_a_crash() -> None:
-    update = parse_metadata_update('{"faqs":' + "[" * 20000 + "]" * 20000 + "}")
-    assert update.problems == ["metadata is nested too deeply to parse"]
-    assert update.faqs is None

@@ -4,13 +4,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from common.languages import LANGUAGES, Language
 from common.metadata import Faq, clean_text
-from common.prompt_data import (
-    parse_faq_block,
-    parse_session_language,
-    render_faq_block,
-    render_language_tag,
-)
+from common.prompt_data import parse_faq_block, parse_session_language, render_faq_block
 
 pytestmark = pytest.mark.unit
 
@@ -35,9 +31,17 @@ def test_missing_or_broken_block_parses_to_none() -> None:
     assert parse_faq_block("<faq_data>[{]</faq_data>") is None
 
 
-def test_language_tag_round_trips() -> None:
-    assert parse_session_language("x " + render_language_tag("es-MX") + " y") == "es-MX"
-    assert parse_session_language("nothing") is None
+@pytest.mark.parametrize("language", LANGUAGES, ids=lambda lang: lang.code)
+def test_session_language_is_read_from_the_native_name_in_brackets(language: Language) -> None:
+    prose = f"Always reply in {language.english_name} ({language.native_name}), the language"
+    assert parse_session_language(prose) == language.code
+
+
+def test_session_language_ignores_names_inside_the_faq_block_or_unbracketed() -> None:
+    faqs = [Faq(question="Do you speak French?", answer="Yes (Français) and (Deutsch).")]
+    assert parse_session_language("reply in German (Deutsch)\n" + render_faq_block(faqs)) == "de"
+    assert parse_session_language("intro\n" + render_faq_block(faqs)) is None
+    assert parse_session_language("Speak Español warmly") is None
 
 
 @given(

@@ -3,13 +3,14 @@
 No Docker engine is available to build the image, so these tests prove what a build relies on:
 the Dockerfile parses (the official Go parser, via the `dockerfile` package), every file it copies
 exists and survives .dockerignore, the images run as non-root with no secret baked in, ship no
-dev-only code, and the commands they run work from a copy of exactly the build context, against
-only the locked runtime packages.
+dev-only code, each installs only its own dependency group of uv.lock (which is up to date with
+pyproject.toml), and the commands they run work from a copy of exactly the build context.
 """
 
 from __future__ import annotations
 
 import ast
+import functools
 import http.server
 import importlib.metadata
 import os
@@ -29,7 +30,6 @@ import dockerfile
 import pytest
 import yaml
 from dockerignore import DockerIgnore
-from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 pytestmark = pytest.mark.unit
@@ -37,8 +37,10 @@ pytestmark = pytest.mark.unit
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
-LOCK = ROOT / "requirements.lock"
+LOCK = ROOT / "uv.lock"
 PYPROJECT = ROOT / "pyproject.toml"
+BOOTSTRAP = ROOT / "scripts" / "bootstrap.sh"
+PROJECT = "avatar-agent"
 
 AGENT_STAGE = "agent"
 TOKEN_SERVER_STAGE = "token-server"
@@ -46,8 +48,20 @@ APP_UID = "10001"
 # Top-level packages of this repository; only some of them may ship.
 FIRST_PARTY = {"agent", "common", "token_server", "standin", "devstack", "simuser", "tests"}
 SHIPPED = {AGENT_STAGE: {"agent", "common"}, TOKEN_SERVER_STAGE: {"token_server", "common"}}
+# The dependency group of pyproject.toml each image installs (next to the project's own list).
+IMAGE_GROUP = {AGENT_STAGE: "agent", TOKEN_SERVER_STAGE: "token-server"}
+# Heavy packages of the voice pipeline the token server must not carry.
+AGENT_ONLY_PACKAGES = {"livekit-agents", "onnxruntime", "av", "numpy"}
 # What the build context may hold at the top level.
-CONTEXT_ALLOWED = {"Dockerfile", "requirements.lock", "agent", "common", "prompts", "token_server"}
+CONTEXT_ALLOWED = {
+    "Dockerfile",
+    "pyproject.toml",
+    "uv.lock",
+    "agent",
+    "common",
+    "prompts",
+    "token_server",
+}
 DEV_ONLY_PACKAGES = {
     "pytest",
     "hypothesis",
@@ -362,26 +376,66 @@ def test_created_paths_model_needs_a_creating_command() -> None:
     assert _produced(venv, _created_paths(made, {"m": made}))
 
 
+def _venv_stage(target: str, stages: dict[str, Stage]) -> Stage:
+    """The stage whose /opt/venv the target image copies."""
+    venv_copies = [
+        _copy_parts(c)[0]
+        for c in _inherited(stages[target], stages, "COPY")
+        if _copy_parts(c)[1] == ["/opt/venv"]
+    ]
+    assert len(venv_copies) == 1, f"{target} must copy one /opt/venv from a build stage"
+    source = venv_copies[0]
+    assert source is not None
+    return stages[source]
+
+
+def _uv_syncs(stage: Stage) -> list[str]:
+    return [" ".join(c.value) for c in stage.all("RUN") if "uv sync" in " ".join(c.value)]
+
+
+@pytest.mark.parametrize("target", sorted(IMAGE_GROUP))
 def test_dockerfile_installs_the_lock_before_the_app_for_layer_caching(
-    stages: dict[str, Stage],
+    stages: dict[str, Stage], target: str
 ) -> None:
-    build = stages["build"]
-    kinds = [(c.cmd, " ".join(c.value)) for c in build.commands]
-    install = next(
-        i for i, (cmd, text) in enumerate(kinds) if cmd == "RUN" and "requirements.lock" in text
-    )
+    build = _venv_stage(target, stages)
+    chain = [
+        (c.cmd, " ".join(c.value)) for s in reversed(_ancestry(build, stages)) for c in s.commands
+    ]
     lock_copy = next(
-        i for i, (cmd, text) in enumerate(kinds) if cmd == "COPY" and "requirements.lock" in text
+        i for i, (cmd, text) in enumerate(chain) if cmd == "COPY" and "uv.lock" in text.split()
     )
+    install = next(i for i, (cmd, text) in enumerate(chain) if cmd == "RUN" and "uv sync" in text)
     app_copies = [
         i
-        for i, (cmd, text) in enumerate(kinds)
+        for i, (cmd, text) in enumerate(chain)
         if cmd == "COPY" and text.split()[0].rstrip("/") in {"agent", "common", "token_server"}
     ]
-    assert lock_copy < install < min(app_copies)
-    install_text = kinds[install][1]
-    assert "--no-deps" in install_text, "the lock must be installed exactly as written"
-    assert "pip check" in install_text
+    assert lock_copy < install < min(app_copies, default=len(chain))
+    assert _uv_syncs(build) == [chain[install][1]], "one locked install per image"
+
+
+@pytest.mark.parametrize("target", sorted(IMAGE_GROUP))
+def test_dockerfile_installs_only_the_images_group_exactly_as_locked(
+    stages: dict[str, Stage], target: str
+) -> None:
+    (sync,) = _uv_syncs(_venv_stage(target, stages))
+    words = sync.split()
+    assert "--locked" in words, "fail the build when uv.lock is stale, never re-resolve"
+    assert "--no-default-groups" in words, "a developer's default groups must not ship"
+    groups = {words[i + 1] for i, w in enumerate(words) if w == "--group"}
+    assert groups == {IMAGE_GROUP[target]}
+    assert {"--no-build", "--no-install-project"} <= set(words), "wheels only; code is copied"
+
+
+def _bootstrap_uv_version() -> str:
+    match = re.search(r"^UV_VERSION=([0-9.]+)", BOOTSTRAP.read_text(encoding="utf-8"), re.M)
+    assert match, "scripts/bootstrap.sh pins UV_VERSION"
+    return match.group(1)
+
+
+def test_dockerfile_and_bootstrap_pin_the_same_uv(stages: dict[str, Stage]) -> None:
+    runs = "\n".join(_run_text(s) for s in stages.values())
+    assert re.findall(r"\buv==([0-9.]+)", runs) == [_bootstrap_uv_version()]
 
 
 def test_dockerfile_fetches_models_at_build_time(stages: dict[str, Stage]) -> None:
@@ -592,70 +646,114 @@ def test_dockerignore_keeps_secrets_caches_and_dev_code_out(
 def test_build_context_holds_only_the_image_inputs(build_context: Path) -> None:
     top = {p.name for p in build_context.iterdir()}
     assert top <= CONTEXT_ALLOWED, top - CONTEXT_ALLOWED
-    assert {"Dockerfile", "requirements.lock", "agent", "common", "token_server"} <= top
+    assert {"Dockerfile", "pyproject.toml", "uv.lock", "agent", "common", "token_server"} <= top
     names = {p.name for p in build_context.rglob("*")}
     assert not {n for n in names if n == ".env" or n.startswith(".env.")}
     assert "__pycache__" not in names
 
 
-# --- requirements.lock -----------------------------------------------------------------------
+# --- uv.lock -----------------------------------------------------------------------------------
 
 
-def _lock() -> dict[str, str]:
-    pins: dict[str, str] = {}
-    for raw in LOCK.read_text(encoding="utf-8").splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        match = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!-]+)", line)
-        assert match, f"requirements.lock: not an exact pin: {raw!r}"
-        name = canonicalize_name(match.group(1))
-        assert name not in pins, f"requirements.lock pins {name} twice"
-        pins[name] = match.group(2)
-    return pins
+def _uv() -> str:
+    """uv as scripts/bootstrap.sh installs it, else one on PATH."""
+    pinned = ROOT / ".cache" / "uv" / _bootstrap_uv_version() / "bin" / "uv"
+    found = str(pinned) if pinned.exists() else shutil.which("uv")
+    if found is None:
+        pytest.fail("uv is missing: run make bootstrap (it installs it under .cache/uv)")
+    return found
 
 
-def _main_requirements() -> list[Requirement]:
-    project = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]
-    return [Requirement(r) for r in project["dependencies"]]
+def test_lock_is_up_to_date_with_pyproject() -> None:
+    """`uv lock --check`: fails as soon as pyproject.toml changes without `uv lock`."""
+    proc = subprocess.run(
+        [_uv(), "lock", "--check", "--offline", "--project", str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "UV_PYTHON_DOWNLOADS": "never"},
+    )
+    assert proc.returncode == 0, f"uv.lock is stale: run `uv lock`\n{proc.stdout}{proc.stderr}"
 
 
-def test_lock_pins_every_main_dependency_within_its_range() -> None:
-    pins = _lock()
-    for requirement in _main_requirements():
-        name = canonicalize_name(requirement.name)
-        assert name in pins, f"requirements.lock misses {requirement.name}"
-        assert requirement.specifier.contains(pins[name], prereleases=True), (
-            f"{name}=={pins[name]} is outside pyproject's {requirement}: re-run "
-            "deploy/lock-requirements.sh"
+@dataclass(frozen=True)
+class LockedPackage:
+    name: str
+    version: str
+    # (name, extras) of every dependency, whatever its marker: a superset of any platform's.
+    dependencies: tuple[tuple[str, tuple[str, ...]], ...]
+    extras: dict[str, tuple[tuple[str, tuple[str, ...]], ...]]
+    groups: dict[str, tuple[tuple[str, tuple[str, ...]], ...]]
+
+
+def _edges(entries: list[dict[str, object]]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    return tuple((str(e["name"]), tuple(e.get("extra", ()))) for e in entries)  # type: ignore[call-overload]
+
+
+@functools.cache
+def _lock() -> dict[str, LockedPackage]:
+    data = tomllib.loads(LOCK.read_text(encoding="utf-8"))
+    packages: dict[str, LockedPackage] = {}
+    for raw in data["package"]:
+        assert raw["name"] not in packages, f"uv.lock holds {raw['name']} twice"
+        packages[raw["name"]] = LockedPackage(
+            name=raw["name"],
+            version=raw["version"],
+            dependencies=_edges(raw.get("dependencies", [])),
+            extras={k: _edges(v) for k, v in raw.get("optional-dependencies", {}).items()},
+            groups={k: _edges(v) for k, v in raw.get("dev-dependencies", {}).items()},
         )
+    return packages
 
 
-def test_lock_covers_every_transitive_runtime_dependency() -> None:
-    """Walks the installed metadata from pyproject's main list (extras included)."""
-    pins = _lock()
-    todo = [(r, frozenset(r.extras)) for r in _main_requirements()]
-    seen: set[tuple[str, frozenset[str]]] = set()
+def _direct(group: str) -> set[str]:
+    """Distributions an image lists itself: the project's list, its group, their extras."""
+    lock = _lock()
+    edges = lock[PROJECT].dependencies + lock[PROJECT].groups[group]
+    names = {name for name, _ in edges}
+    for name, extras in edges:
+        names |= {dep for extra in extras for dep, _ in lock[name].extras[extra]}
+    return names
+
+
+def _closure(group: str) -> set[str]:
+    """Every locked distribution the image's `uv sync --group <group>` may install."""
+    lock = _lock()
+    todo = list(lock[PROJECT].dependencies + lock[PROJECT].groups[group])
+    seen: set[tuple[str, tuple[str, ...]]] = set()
     while todo:
-        requirement, extras = todo.pop()
-        name = canonicalize_name(requirement.name)
+        name, extras = todo.pop()
         if (name, extras) in seen:
             continue
         seen.add((name, extras))
-        assert name in pins, f"requirements.lock misses {name} (needed at run time)"
-        try:
-            requires = importlib.metadata.requires(requirement.name) or []
-        except importlib.metadata.PackageNotFoundError:
-            pytest.fail(f"{name} is not installed in this venv: run make bootstrap")
-        for text in requires:
-            child = Requirement(text)
-            envs = [{"extra": e} for e in extras] or [{"extra": ""}]
-            if child.marker is None or any(child.marker.evaluate(e) for e in envs):
-                todo.append((child, frozenset(child.extras)))
+        package = lock[name]
+        todo += package.dependencies
+        for extra in extras:
+            todo += package.extras[extra]
+    return {name for name, _ in seen}
 
 
-def test_lock_holds_no_dev_only_package() -> None:
-    assert not set(_lock()) & {canonicalize_name(n) for n in DEV_ONLY_PACKAGES}
+def test_lock_pins_every_package_by_hash() -> None:
+    data = tomllib.loads(LOCK.read_text(encoding="utf-8"))
+    for raw in data["package"]:
+        if raw["name"] == PROJECT:
+            continue
+        files = [*raw.get("wheels", []), *([raw["sdist"]] if "sdist" in raw else [])]
+        assert files, f"uv.lock: {raw['name']} has no file"
+        assert all(str(f.get("hash", "")).startswith("sha256:") for f in files), raw["name"]
+
+
+@pytest.mark.parametrize("target", sorted(IMAGE_GROUP))
+def test_image_installs_no_dev_only_package(target: str) -> None:
+    installed = _closure(IMAGE_GROUP[target])
+    assert not installed & {canonicalize_name(n) for n in DEV_ONLY_PACKAGES}
+
+
+def test_token_server_image_installs_none_of_the_voice_pipeline() -> None:
+    installed = _closure(IMAGE_GROUP[TOKEN_SERVER_STAGE])
+    assert not installed & AGENT_ONLY_PACKAGES
+    assert "livekit-api" in installed
 
 
 # --- the code the images run -------------------------------------------------------------------
@@ -691,23 +789,42 @@ def _imports_of(packages: set[str]) -> set[str]:
     return visitor.names
 
 
+@functools.cache
+def _packages_distributions() -> dict[str, list[str]]:
+    return dict(importlib.metadata.packages_distributions())
+
+
+def _distributions_of(module: str) -> set[str]:
+    """Installed distributions that provide a module (namespace packages such as `livekit`
+    narrowed by their sub-package where a distribution is named after it)."""
+    parts = module.split(".")
+    dists = {canonicalize_name(d) for d in _packages_distributions().get(parts[0], [])}
+    for depth in range(len(parts), 1, -1):
+        named = {d for d in dists if d.endswith(canonicalize_name("-".join(parts[1:depth])))}
+        if named:
+            return named
+    return dists
+
+
 @pytest.mark.parametrize("target", sorted(SHIPPED))
-def test_image_code_imports_only_what_the_image_ships(target: str) -> None:
+def test_image_code_imports_only_what_the_image_declares(target: str) -> None:
+    """Every third-party module the image's code imports comes from a distribution its own
+    dependency group (or the project's list) declares, not one that happens to come along."""
     packages = SHIPPED[target]
     names = _imports_of(packages)
     first_party = {n.split(".")[0] for n in names} & FIRST_PARTY
     assert first_party <= packages, f"{target} image imports {first_party - packages}"
-    pins = _lock()
-    distributions = importlib.metadata.packages_distributions()
-    missing = set()
+    declared = _direct(IMAGE_GROUP[target])
+    undeclared = set()
     for name in names:
         top = name.split(".")[0]
         if top in FIRST_PARTY or top in sys.stdlib_module_names or top == "__future__":
             continue
-        dists = {canonicalize_name(d) for d in distributions.get(top, [])}
-        if not dists & set(pins):
-            missing.add(name)
-    assert not missing, f"{target} image imports modules no locked package provides: {missing}"
+        if not _distributions_of(name) & declared:
+            undeclared.add(name)
+    assert not undeclared, (
+        f"{target} image imports modules its group does not declare: {undeclared}"
+    )
 
 
 @pytest.mark.parametrize("module", ["agent.__main__", "token_server.__main__"])

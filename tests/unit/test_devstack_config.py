@@ -4,11 +4,14 @@ import ipaddress
 import json
 import os
 import socket
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from devstack.livekit_server import LiveKitServerConfig
 from devstack.loopback import is_allowed, off_loopback_sockets
+from devstack.stack import SERVICE_NAMES, SERVICES, Stack, StackConfig
 
 pytestmark = pytest.mark.unit
 
@@ -79,3 +82,32 @@ def test_cluster_nodes_share_keys_and_redis_on_their_own_ports() -> None:
         assert config["redis"] == {"address": "127.0.0.1:6390", "password": "pw"}
         assert config["bind_addresses"] == ["127.0.0.1"]
     assert "redis" not in json.loads(first.to_yaml())
+
+
+def _stack(tmp_path: Path, **config: Any) -> Stack:
+    return Stack(StackConfig(log_dir=tmp_path, base_env={"PATH": "/usr/bin"}, **config))
+
+
+def test_stack_builds_every_service_from_the_table(tmp_path: Path) -> None:
+    stack = _stack(tmp_path, agent_mode="dev")
+    assert list(stack.services) == list(SERVICE_NAMES) == [s.name for s in SERVICES]
+    argv = {name: service.argv[1:] for name, service in stack.services.items()}
+    assert argv == {
+        "standin": ["-m", "standin"],
+        "token_server": ["-m", "token_server"],
+        "agent": ["-m", "agent", "dev"],
+        "playground": ["-m", "devstack.playground_server"],
+    }
+    port = stack.config.livekit.port
+    assert stack.services["token_server"].log_path == tmp_path / f"token-server-{port}.log"
+    assert stack.services["agent"].env["OPENAI_BASE_URL"] == stack.standin_url
+
+
+def test_stack_without_the_stand_in_runs_no_stand_in(tmp_path: Path) -> None:
+    stack = Stack(
+        StackConfig(log_dir=tmp_path, base_env={"OPENAI_API_KEY": "sk-test"}, use_standin=None)
+    )
+    assert "standin" not in stack.services
+    assert stack.services["agent"].env["OPENAI_API_KEY"] == "sk-test"
+    only = _stack(tmp_path, services=("token_server",))
+    assert list(only.services) == ["token_server"]

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from common.protocol import AgentStateEvent
-from simuser.cli import build_parser, parse_faq
+from devstack.sample_faqs import SAMPLE_FAQS
+from simuser.cli import build_parser, parse_faq, session_faqs
 from simuser.recording import (
     ParticipantEvent,
     Recording,
@@ -29,6 +30,14 @@ def test_parse_faq_splits_on_the_first_bar() -> None:
         parse_faq("no answer")
     with pytest.raises(argparse.ArgumentTypeError):
         parse_faq("|empty question")
+
+
+def test_sample_faqs_come_first_then_each_faq() -> None:
+    parser = build_parser()
+    assert session_faqs(parser.parse_args(["--faq", "Q|A"]))[0].question == "Q"
+    faqs = session_faqs(parser.parse_args(["--faq", "Q|A", "--sample-faqs"]))
+    assert faqs[:-1] == list(SAMPLE_FAQS)
+    assert faqs[-1].question == "Q"
 
 
 def test_parser_collects_repeated_turns_and_faqs() -> None:

@@ -20,24 +20,23 @@ from livekit import rtc
 from livekit.agents import llm as lk_llm
 from livekit.plugins import openai as lk_openai
 
+from agent.prompts import render_instructions, render_tts_instructions
+from common.languages import LANGUAGES, Language, get_language
 from common.metadata import Faq
-from common.prompt_data import render_faq_block, render_language_tag
 from devstack.ports import free_tcp_port
+from devstack.sample_faqs import HOURS, PASSWORD, SHIPPING
 from standin import brain
 from standin.app import create_app
 from standin.settings import Settings
 
 pytestmark = pytest.mark.unit
 
-FAQS = [
-    Faq(question="What are your opening hours?", answer="We open nine to five, Monday to Friday."),
-    Faq(question="How do I reset my password?", answer="Use the 'Forgot password' login link."),
-    Faq(question="Do you ship internationally?", answer="Yes, we ship to over forty countries."),
-]
+FAQS = [HOURS, PASSWORD, SHIPPING]
 
 
 def system_prompt(language: str = "en", faqs: list[Faq] = FAQS) -> str:
-    return f"You are a helpful avatar.\n{render_language_tag(language)}\n{render_faq_block(faqs)}"
+    """The agent's own instructions: the stand-in reads what production sends, nothing more."""
+    return render_instructions(get_language(language), faqs)
 
 
 class _Server(uvicorn.Server):
@@ -210,10 +209,28 @@ async def test_standin_tts_formats_via_openai_client(
     assert len(data) > 1000
 
 
-async def test_standin_tts_language_from_instructions(http: httpx.AsyncClient) -> None:
+@pytest.mark.parametrize("language", LANGUAGES, ids=lambda lang: lang.code)
+async def test_standin_tts_speaks_the_language_of_the_agents_request(
+    http: httpx.AsyncClient, language: Language
+) -> None:
+    """The voice and instructions the agent sends (no language field exists) pick the language."""
     body = {
         "model": "gpt-4o-mini-tts",
-        "voice": "alloy",
+        "voice": language.tts_voice,
+        "input": "Hello",
+        "instructions": render_tts_instructions(language),
+        "response_format": "pcm",
+    }
+    resp = await http.post("/v1/audio/speech", json=body)
+    assert resp.status_code == 200
+    assert resp.headers["x-standin-language"] == language.code
+
+
+async def test_standin_tts_language_from_instructions(http: httpx.AsyncClient) -> None:
+    """Another client's voice (not one of our table's): the instructions name the language."""
+    body = {
+        "model": "gpt-4o-mini-tts",
+        "voice": "ash",
         "input": "Bonjour",
         "instructions": "Speak warmly. language: fr",
         "response_format": "pcm",
