@@ -167,7 +167,6 @@ def in_process_costs(rounds: int = 2000) -> dict[str, float]:
             room="avatar-0000abcd",
             identity="user-0000abcd",
             metadata=metadata,
-            agent_name="avatar-agent",
             ttl=timedelta(minutes=15),
         )
 

@@ -45,7 +45,6 @@ def _settings(server: LiveKitServer) -> Settings:
         livekit_api_key=server.config.api_key,
         livekit_api_secret=server.config.api_secret,
         room_prefix="e2e",
-        agent_name="e2e-agent",
         rate_limit_per_minute=1000,
         _env_file=None,
     )
@@ -221,7 +220,6 @@ async def test_token_signed_with_another_secret_refused(
         room=_room(),
         identity="user-forged",
         metadata=SessionMetadata(),
-        agent_name="e2e-agent",
         ttl=timedelta(minutes=5),
     )
     assert await _validate(livekit_server, forged.token) == 401
@@ -237,7 +235,6 @@ async def test_expired_token_refused(livekit_server: LiveKitServer, rooms: list[
         room=_room(),
         identity="user-expired",
         metadata=SessionMetadata(),
-        agent_name="e2e-agent",
         ttl=timedelta(minutes=-10),
     )
     assert await _validate(livekit_server, expired.token) == 401
