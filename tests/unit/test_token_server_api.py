@@ -12,10 +12,10 @@ import jwt
 import pytest
 from fastapi.testclient import TestClient
 from livekit.api import TokenVerifier
+from token_server_fakes import FakeRooms
 
 from common.languages import supported_codes
 from common.metadata import MAX_FAQS, SessionMetadata
-from token_server_fakes import FakeRooms
 from token_server import create_app, load_settings
 from token_server.app import MAX_BODY_BYTES
 from token_server.rooms import ROOM_MAX_PARTICIPANTS

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-
 from token_server_fakes import FakeRooms
+
 from token_server import create_app, load_settings
 from token_server.deps import rate_limit_key
 from token_server.rate_limit import RateLimiter

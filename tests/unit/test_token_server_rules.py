@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
-
 from token_server_fakes import FakeRooms
+
 from token_server import create_app, load_settings
 from token_server.models import TokenRequest, room_error, room_pattern
 

@@ -13,8 +13,8 @@ import pytest
 import schemathesis
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
-
 from token_server_fakes import FakeRooms
+
 from token_server import create_app, load_settings
 
 pytestmark = pytest.mark.unit
