@@ -15,7 +15,7 @@ from livekit.api import TokenVerifier
 from token_server_fakes import FakeRooms
 
 from common.languages import supported_codes
-from common.metadata import MAX_FAQS, SessionMetadata
+from common.metadata import MAX_FAQ_SET_BYTES, MAX_FAQS, SessionMetadata
 from token_server import create_app, load_settings
 from token_server.app import MAX_BODY_BYTES
 from token_server.rooms import ROOM_MAX_PARTICIPANTS
@@ -262,17 +262,17 @@ def test_token_unknown_language_lists_supported(client: TestClient) -> None:
 
 def test_token_faq_limits_inclusive(client: TestClient) -> None:
     faq = {"question": "q" * 300, "answer": "a" * 1500}
-    # Eight full-size FAQs fit in 16 KiB; fifty tiny ones too.
+    # Eight full-size FAQs fit in MAX_FAQ_SET_BYTES; fifty tiny ones too.
     assert post(client, {**GOOD, "metadata": {"faqs": [faq] * 8}}).status_code == 200
     tiny = {"question": "q", "answer": "a"}
     assert post(client, {**GOOD, "metadata": {"faqs": [tiny] * MAX_FAQS}}).status_code == 200
 
 
-def test_token_metadata_over_16_kib_refused(client: TestClient) -> None:
+def test_token_faq_set_over_the_shared_size_rule_refused(client: TestClient) -> None:
     faq = {"question": "q" * 300, "answer": "a" * 1500}
-    r = post(client, {**GOOD, "metadata": {"faqs": [faq] * 10}})
-    assert ["body", "metadata"] in errors_at(r)
-    assert "16384" in r.json()["detail"][0]["msg"]
+    r = post(client, {**GOOD, "metadata": {"faqs": [faq] * 9}})
+    assert ["body", "metadata", "faqs"] in errors_at(r)
+    assert str(MAX_FAQ_SET_BYTES) in r.json()["detail"][0]["msg"]
 
 
 def test_token_faq_text_is_trimmed_before_limits(client: TestClient) -> None:
