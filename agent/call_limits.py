@@ -27,10 +27,13 @@ class CallLimit:
         return f"at most {self.burst} at once, then 1 every {self.every_seconds:g} s"
 
 
+# Far above what a person types or clicks, far below a script. After a burst, the contract's
+# retry (10 x 500 ms) gets the next call through.
+_PER_SESSION = CallLimit(burst=5, every_seconds=3.0)
 DEFAULT_CALL_LIMITS: Mapping[str, CallLimit] = {
-    RPC_SEND_TEXT: CallLimit(burst=5, every_seconds=3.0),
-    RPC_SET_LANGUAGE: CallLimit(burst=3, every_seconds=10.0),
-    RPC_SET_FAQS: CallLimit(burst=3, every_seconds=10.0),
+    RPC_SEND_TEXT: _PER_SESSION,
+    RPC_SET_LANGUAGE: _PER_SESSION,
+    RPC_SET_FAQS: _PER_SESSION,
 }
 
 

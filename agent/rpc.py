@@ -145,16 +145,19 @@ class AgentRpc:
     # --- the methods ----------------------------------------------------------------------
     async def set_language(self, data: rtc.RpcInvocationData) -> str:
         payload = _parse(RPC_SET_LANGUAGE, data.payload, SetLanguagePayload)
+        self._check_budget(RPC_SET_LANGUAGE)
         await self._ready_conversation().set_language(payload.language)
         return _OK
 
     async def set_faqs(self, data: rtc.RpcInvocationData) -> str:
         payload = _parse(RPC_SET_FAQS, data.payload, SetFaqsPayload)
+        self._check_budget(RPC_SET_FAQS)
         await self._ready_conversation().set_faqs(payload.faqs)
         return _OK
 
     async def send_text(self, data: rtc.RpcInvocationData) -> str:
         payload = _parse(RPC_SEND_TEXT, data.payload, SendTextPayload)
+        self._check_budget(RPC_SEND_TEXT)
         await self._ready_conversation().send_text(payload.text)
         return _OK
 
@@ -191,7 +194,8 @@ class AgentRpc:
             raise _error(RpcErrorCode.FORBIDDEN, f"{method}: only the room's user may call")
 
     def _check_budget(self, method: str) -> None:
-        # After the ready check: the page's retries while the agent starts spend nothing.
+        # After the ready check and the parse: retries while the agent starts and refused
+        # payloads spend nothing; only what would reach the providers does.
         wait = self._limiter.take(method)
         if wait > 0:
             limit = self._limiter.limit_of(method)
@@ -206,7 +210,6 @@ class AgentRpc:
             try:
                 self._check_caller(method, data.caller_identity)
                 self._ready_conversation()
-                self._check_budget(method)
                 return await handler(data)
             except rtc.RpcError as exc:
                 logger.info(

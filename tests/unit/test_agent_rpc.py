@@ -301,3 +301,12 @@ def test_limiter_refills_up_to_the_burst() -> None:
 
 def test_default_limits_cover_the_methods_that_spend() -> None:
     assert set(DEFAULT_CALL_LIMITS) == {RPC_SEND_TEXT, RPC_SET_LANGUAGE, RPC_SET_FAQS}
+
+
+async def test_refused_payloads_spend_no_budget(conversation: FakeConversation) -> None:
+    registrar = limited_registrar(conversation, FakeClock())
+    for _ in range(10):
+        err = await error_of(registrar, RPC_SEND_TEXT, {"text": ""})
+        assert err.code == RpcErrorCode.INVALID_PAYLOAD
+    assert await call(registrar, RPC_SEND_TEXT, {"text": "one"}) == '{"ok":true}'
+    assert await call(registrar, RPC_SEND_TEXT, {"text": "two"}) == '{"ok":true}'
