@@ -2,8 +2,8 @@
 
 - Identities starting with `agent` (any case) get no token from the running token server.
 - A second participant in the user's room (an intruder whose token was minted with the API
-  secret, not by the token server) is refused by every RPC method of the agent, and changes
-  nothing.
+  secret, not by the token server, in a room without the participant cap) is refused by every
+  RPC method of the agent, and changes nothing.
 - Token lifetimes are honoured: the token server's tokens expire TOKEN_TTL_SECONDS after
   issue, and livekit-server refuses a token once it has expired (after its fixed one-minute
   clock-skew leeway).
@@ -45,6 +45,8 @@ from devstack.paths import LOG_DIR
 from devstack.ports import free_tcp_port
 from devstack.stack import Stack, StackConfig
 from simuser import RpcCallError, SimulatedUser
+
+from .session_helpers import open_uncapped_session
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -145,10 +147,12 @@ async def test_running_token_server_refuses_agent_identities(stack: Stack, ident
 
 
 async def test_a_second_participant_is_refused_by_every_rpc_method(stack: Stack) -> None:
-    user = await SimulatedUser.from_token_server(stack.token_url, language="en", faqs=FAQS)
-    assert user.grant is not None
-    room = user.grant.room
+    # The token server's rooms admit no second participant at all (test_security_session);
+    # this room has no such cap, to check the agent's own caller check behind it.
+    user = SimulatedUser(stack.livekit_url, await open_uncapped_session(stack, FAQS, "user-1"))
+    room = user.room
     async with user:
+        room_name = room.name
         agent = await user.wait_for_agent(timeout=60)
         speaking = await user.wait_for_state("speaking", timeout=60)
         await user.wait_for_state("listening", after_seq=speaking.event.seq, timeout=60)
@@ -164,7 +168,7 @@ async def test_a_second_participant_is_refused_by_every_rpc_method(stack: Stack)
         refused: dict[tuple[str, str], int] = {}
         intruders = ["intruder-1", "Agent-impostor"]
         for identity in intruders:
-            token = mint(stack, room, identity, timedelta(minutes=5))
+            token = mint(stack, room_name, identity, timedelta(minutes=5))
             intruder = rtc.Room()
             await intruder.connect(stack.livekit_url, token)
             try:
