@@ -31,6 +31,7 @@ import httpx
 import jwt
 import pytest
 from livekit import api, rtc
+from session_helpers import open_uncapped_session
 
 from common.metadata import Faq
 from common.protocol import (
@@ -45,8 +46,6 @@ from devstack.paths import LOG_DIR
 from devstack.ports import free_tcp_port
 from devstack.stack import Stack, StackConfig
 from simuser import RpcCallError, SimulatedUser
-
-from .session_helpers import open_uncapped_session
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
