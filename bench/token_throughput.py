@@ -3,7 +3,7 @@
 `python -m bench.token_throughput` (about 2 minutes with the defaults).
 
 Two single-process uvicorn servers on loopback: `python -m token_server` (the real one, rate limit
-raised to its maximum) and `python -m bench.baseline_token_app` (signs a fixed token, nothing
+raised to its maximum; it also creates each token's room on a loopback livekit-server) and `python -m bench.baseline_token_app` (signs a fixed token, nothing
 else). A closed-loop aiohttp load generator in this process keeps `c` requests in flight for
 `--seconds` per level (bounded by `--max-requests` too), alternating servers level by level; each
 request is a valid browser-shaped body (fresh room and identity, two FAQs). The first
@@ -17,6 +17,7 @@ import asyncio
 import itertools
 import json
 import logging
+import secrets
 import sys
 import time
 import timeit
@@ -63,10 +64,12 @@ def _services(stack: Stack) -> dict[str, Service]:
     return services
 
 
-def _body(i: int) -> bytes:
+def _body(i: int, tag: str) -> bytes:
+    # A room name is good for one token (the token server creates the room; 409 after that):
+    # `tag` keeps the names of each level and server apart.
     metadata = SessionMetadata(language="en", faqs=list(FAQS)).model_dump(mode="json")
     return json.dumps(
-        {"room": f"avatar-{i:08x}", "identity": f"user-{i:08x}", "metadata": metadata}
+        {"room": f"avatar-{tag}{i:08x}", "identity": f"user-{i:08x}", "metadata": metadata}
     ).encode()
 
 
@@ -74,6 +77,7 @@ async def load_level(
     url: str, concurrency: int, seconds: float, warmup: float, max_requests: int, pid: int
 ) -> dict[str, Any]:
     counter = itertools.count()
+    tag = secrets.token_hex(4)
     latencies: list[float] = []
     statuses: dict[str, int] = {}
     start = time.perf_counter()
@@ -96,7 +100,7 @@ async def load_level(
                     return
                 t0 = time.perf_counter()
                 try:
-                    async with http.post(url, data=_body(i), headers=headers) as resp:
+                    async with http.post(url, data=_body(i, tag), headers=headers) as resp:
                         await resp.read()
                         code = str(resp.status)
                 except aiohttp.ClientError as exc:
@@ -158,7 +162,7 @@ def in_process_costs(rounds: int = 2000) -> dict[str, float]:
     """Per-call ms of the pieces, in this process: what validation and minting alone cost."""
     metadata = SessionMetadata(language="en", faqs=list(FAQS))
     key, secret = "APIbench", "s" * 40
-    body = _body(0)
+    body = _body(0, "cost")
 
     def mint() -> None:
         mint_token(
@@ -226,7 +230,9 @@ def main() -> None:
         },
         results_dir=args.results_dir,
     )
-    stack = Stack(StackConfig(services=(), run_livekit=False))
+    # livekit-server too: the token server creates each token's room there (no agent runs, so
+    # the rooms wait for their empty timeout).
+    stack = Stack(StackConfig(services=()))
     services = _services(stack)
     try:
         for service in services.values():
