@@ -1,14 +1,18 @@
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import cast
 
 import pytest
+from livekit import rtc
 
 from agent.user import (
     apply_metadata_update,
     choose_metadata,
     parse_metadata_update,
+    wait_for_user,
 )
 from common.metadata import Faq
 
@@ -107,3 +111,44 @@ def test_deeply_nested_metadata_update_is_a_problem_not_a_crash() -> None:
     update = parse_metadata_update('{"faqs":' + "[" * 20000 + "]" * 20000 + "}")
     assert update.problems == ["metadata is nested too deeply to parse"]
     assert update.faqs is None
+
+
+class FakeParticipant:
+    def __init__(self, identity: str, kind: int) -> None:
+        self.identity = identity
+        self.kind = kind
+
+
+class FakeRoom:
+    """What `wait_for_user` uses of `rtc.Room`: the participants and the join event."""
+
+    def __init__(self) -> None:
+        self.remote_participants: dict[str, FakeParticipant] = {}
+        self.handlers: dict[str, Callable[[FakeParticipant], None]] = {}
+
+    def on(self, event: str, handler: Callable[[FakeParticipant], None]) -> None:
+        self.handlers[event] = handler
+
+    def off(self, event: str, handler: Callable[[FakeParticipant], None]) -> None:
+        del self.handlers[event]
+
+    def join(self, participant: FakeParticipant) -> None:
+        self.remote_participants[participant.identity] = participant
+        self.handlers["participant_connected"](participant)
+
+
+async def test_wait_for_user_gives_up_after_the_timeout() -> None:
+    room = FakeRoom()
+    assert await wait_for_user(cast(rtc.Room, room), timeout=0.01) is None
+    assert room.handlers == {}
+
+
+async def test_wait_for_user_returns_the_user_not_an_agent() -> None:
+    room = FakeRoom()
+    agent = FakeParticipant("agent-1", rtc.ParticipantKind.PARTICIPANT_KIND_AGENT)
+    user = FakeParticipant("user-1", rtc.ParticipantKind.PARTICIPANT_KIND_STANDARD)
+    waiting = asyncio.ensure_future(wait_for_user(cast(rtc.Room, room), timeout=30))
+    await asyncio.sleep(0)
+    room.join(agent)
+    room.join(user)
+    assert await waiting is user
