@@ -3,9 +3,10 @@
 `python -m bench.token_throughput` (about 2 minutes with the defaults).
 
 Two single-process uvicorn servers on loopback: `python -m token_server` (the real one, rate limit
-raised to its maximum; it also creates each token's room on a loopback livekit-server) and `python -m bench.baseline_token_app` (signs a fixed token, nothing
-else). A closed-loop aiohttp load generator in this process keeps `c` requests in flight for
-`--seconds` per level (bounded by `--max-requests` too), alternating servers level by level; each
+raised to its maximum; it also creates each token's room on a loopback livekit-server) and
+`python -m bench.baseline_token_app` (signs a fixed token, nothing else). A closed-loop aiohttp
+load generator in this process keeps `c` requests in flight for `--seconds` per level (bounded by
+`--max-requests` too), alternating servers level by level; each
 request is a valid browser-shaped body (fresh room and identity, two FAQs). The first
 `--warmup` seconds of each level are not counted. Server and generator CPU are sampled, to show
 which side saturates: on 2 cores the Python generator competes with the server it measures.
