@@ -1,9 +1,10 @@
 """The RPC methods the user's page calls on the agent: one small handler each.
 
 Registered as soon as the agent joins the room (the page retries 10 x 500 ms), answering
-`409 NOT_READY` until the session is configured. Every payload is JSON validated with the models
-of `common.protocol`; every response is a JSON string. Handlers raise nothing but `rtc.RpcError`:
-a bad payload is `400`, a caller other than the room's user `403`, anything unexpected `500`
+`409 NOT_READY` to every method until the session has started (`ready`). Every payload is JSON
+validated with the models of `common.protocol`; every response is a JSON string. Handlers raise
+nothing but `rtc.RpcError`: a bad payload is `400`, a caller other than the room's user `403`,
+a method over its per-session budget (`agent.call_limits`) `429`, anything unexpected `500`
 (logged here, never shown in detail to the caller).
 """
 
@@ -35,6 +36,8 @@ from common.protocol import (
     is_agent_identity,
 )
 from common.validation import describe_validation_error
+
+from .call_limits import CallLimiter
 
 __all__ = [
     "AgentRpc",
@@ -112,15 +115,20 @@ def _parse(method: str, payload: str, model: type[_Payload]) -> _Payload:
 class AgentRpc:
     """The five methods, bound to one job's conversation once it is ready."""
 
-    def __init__(self) -> None:
+    def __init__(self, limiter: CallLimiter | None = None) -> None:
         self._user_identity: str | None = None
         self._conversation: ConversationControl | None = None
         self._state: StateView | None = None
+        self._limiter = limiter or CallLimiter()
 
     def ready(
         self, *, user_identity: str, conversation: ConversationControl, state: StateView
     ) -> None:
-        """From now on only `user_identity` may call, and calls reach `conversation`."""
+        """From now on only `user_identity` may call, and calls reach `conversation`.
+
+        Call it once the session has started: before that, the framework fails a reply or a
+        language switch from inside, and the page would see `500` instead of `409`.
+        """
         self._user_identity = user_identity
         self._conversation = conversation
         self._state = state
@@ -137,16 +145,19 @@ class AgentRpc:
     # --- the methods ----------------------------------------------------------------------
     async def set_language(self, data: rtc.RpcInvocationData) -> str:
         payload = _parse(RPC_SET_LANGUAGE, data.payload, SetLanguagePayload)
+        self._check_budget(RPC_SET_LANGUAGE)
         await self._ready_conversation().set_language(payload.language)
         return _OK
 
     async def set_faqs(self, data: rtc.RpcInvocationData) -> str:
         payload = _parse(RPC_SET_FAQS, data.payload, SetFaqsPayload)
+        self._check_budget(RPC_SET_FAQS)
         await self._ready_conversation().set_faqs(payload.faqs)
         return _OK
 
     async def send_text(self, data: rtc.RpcInvocationData) -> str:
         payload = _parse(RPC_SEND_TEXT, data.payload, SendTextPayload)
+        self._check_budget(RPC_SEND_TEXT)
         await self._ready_conversation().send_text(payload.text)
         return _OK
 
@@ -182,10 +193,23 @@ class AgentRpc:
             logger.warning("refused %s from %r: not the room's user", method, caller)
             raise _error(RpcErrorCode.FORBIDDEN, f"{method}: only the room's user may call")
 
+    def _check_budget(self, method: str) -> None:
+        # After the ready check and the parse: retries while the agent starts and refused
+        # payloads spend nothing; only what would reach the providers does.
+        wait = self._limiter.take(method)
+        if wait > 0:
+            limit = self._limiter.limit_of(method)
+            rule = f" ({limit.describe()})" if limit is not None else ""
+            raise _error(
+                RpcErrorCode.RATE_LIMITED,
+                f"{method}: too many calls{rule}; retry in {wait:g} s",
+            )
+
     def _guarded(self, method: str, handler: RpcHandler) -> RpcHandler:
         async def guarded(data: rtc.RpcInvocationData) -> str:
             try:
                 self._check_caller(method, data.caller_identity)
+                self._ready_conversation()
                 return await handler(data)
             except rtc.RpcError as exc:
                 logger.info(

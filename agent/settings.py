@@ -1,8 +1,9 @@
 """Agent worker configuration: one typed `BaseSettings` read from the environment and `.env`.
 
-The names are the ones in `.env.example`. With neither `OPENAI_API_KEY` nor `OPENAI_BASE_URL`
-set, the worker talks to the team's offline OpenAI-compatible stand-in on loopback; set a key and
-the same code talks to OpenAI.
+The names are the ones in `.env.example`. The providers are named, never guessed: a key means
+OpenAI, a base URL any OpenAI-compatible server (the dev stack and the tests point it at the
+offline stand-in). With neither, `python -m agent start|dev|console` refuses to start
+(`missing_provider`): a worker without providers would answer every user with the fallback line.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from common.validation import describe_settings_error
 
 __all__ = [
-    "STANDIN_API_KEY",
-    "STANDIN_BASE_URL",
+    "PLACEHOLDER_API_KEY",
     "Settings",
     "SettingsError",
     "get_settings",
@@ -27,9 +27,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-STANDIN_BASE_URL = "http://127.0.0.1:8787/v1"
-# The stand-in ignores the key, but the OpenAI client refuses to start without one.
-STANDIN_API_KEY = "standin-no-key"
+# Sent to a base URL given without a key (the stand-in ignores it): the OpenAI client refuses
+# to start with none.
+PLACEHOLDER_API_KEY = "no-key"
 
 
 class SettingsError(RuntimeError):
@@ -73,7 +73,9 @@ class Settings(BaseSettings):
     # hung LLM becomes the fallback line after about 3x this.
     agent_provider_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
 
-    # Session lifecycle.
+    # Session lifecycle. The token server creates the room and the agent joins at once: if no
+    # user has joined after this many seconds, the agent leaves (and the room closes).
+    agent_user_join_timeout_seconds: float = Field(default=60.0, gt=0)
     agent_idle_timeout_seconds: float = Field(default=120.0, gt=0)
     agent_user_rejoin_grace_seconds: float = Field(default=20.0, ge=0)
 
@@ -99,29 +101,28 @@ class Settings(BaseSettings):
         return value
 
     @property
-    def uses_standin(self) -> bool:
-        return self.openai_api_key is None and self.openai_base_url is None
-
-    @property
     def provider_base_url(self) -> str | None:
         """Where the OpenAI clients send requests; None means the OpenAI default."""
-        if self.uses_standin:
-            return STANDIN_BASE_URL
         return self.openai_base_url
 
     @property
     def provider_api_key(self) -> str:
         if self.openai_api_key is not None:
             return self.openai_api_key.get_secret_value()
-        return STANDIN_API_KEY
+        return PLACEHOLDER_API_KEY
+
+    def missing_provider(self) -> str | None:
+        """Why this worker cannot serve users (no provider named), or None when it can."""
+        if self.openai_api_key is None and self.openai_base_url is None:
+            return (
+                "no speech/LLM provider configured: set OPENAI_API_KEY (OpenAI) or "
+                "OPENAI_BASE_URL (an OpenAI-compatible server, e.g. the offline stand-in "
+                "`python -m standin` at http://127.0.0.1:8787/v1)"
+            )
+        return None
 
     def describe_providers(self) -> str:
         """One log line naming where the providers are (never the key)."""
-        if self.uses_standin:
-            return (
-                f"no OPENAI_API_KEY and no OPENAI_BASE_URL: using the offline stand-in at "
-                f"{STANDIN_BASE_URL} (start it with `python -m standin`)"
-            )
         where = self.openai_base_url or "OpenAI"
         key = "set" if self.openai_api_key is not None else "not set (dummy key sent)"
         return (

@@ -39,8 +39,12 @@ def is_user(participant: rtc.RemoteParticipant) -> bool:
     )
 
 
-async def wait_for_user(room: rtc.Room) -> rtc.RemoteParticipant:
-    """The user already in the room, or the next one to join."""
+async def wait_for_user(
+    room: rtc.Room,
+    *,
+    timeout: float | None = None,  # noqa: ASYNC109
+) -> rtc.RemoteParticipant | None:
+    """The user already in the room, or the next one to join; None after `timeout` seconds."""
     for participant in room.remote_participants.values():
         if is_user(participant):
             return participant
@@ -52,7 +56,9 @@ async def wait_for_user(room: rtc.Room) -> rtc.RemoteParticipant:
 
     room.on("participant_connected", _on_connected)
     try:
-        return await joined
+        return await asyncio.wait_for(joined, timeout)
+    except TimeoutError:
+        return None
     finally:
         room.off("participant_connected", _on_connected)
 

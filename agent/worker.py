@@ -59,7 +59,13 @@ async def entrypoint(ctx: JobContext) -> None:
     await ctx.connect()
     unregister_rpc = register_rpc_methods(ctx.room.local_participant, rpc)
 
-    user = await wait_for_user(ctx.room)
+    user = await wait_for_user(ctx.room, timeout=settings.agent_user_join_timeout_seconds)
+    if user is None:  # the token server made the room, and nobody used the token
+        logger.warning(
+            "no user joined within %.0fs; leaving", settings.agent_user_join_timeout_seconds
+        )
+        ctx.shutdown("no user joined")
+        return
     ctx.log_context_fields["user"] = user.identity
     choice = choose_metadata(ctx.job.metadata, user.metadata)
     if choice.problems:
@@ -83,7 +89,6 @@ async def entrypoint(ctx: JobContext) -> None:
         user.identity,
         policy=_retry_policy(settings),
     )
-    rpc.ready(user_identity=user.identity, conversation=conversation, state=notifier)
     wait_for_rejoin(
         ctx.room,
         session,
@@ -106,8 +111,11 @@ async def entrypoint(ctx: JobContext) -> None:
     await session.start(
         agent,
         room=ctx.room,
-        room_options=room_io.RoomOptions(participant_identity=user.identity),
+        # Linked to this identity only (a rejoin under another is not the user); the framework's
+        # typed chat (`lk.chat`) is off: `send_text` is the one, rate-limited, way to type.
+        room_options=room_io.RoomOptions(participant_identity=user.identity, text_input=False),
     )
+    rpc.ready(user_identity=user.identity, conversation=conversation, state=notifier)
 
 
 def _retry_policy(settings: Settings) -> RetryPolicy:

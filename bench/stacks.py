@@ -6,6 +6,8 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+from livekit.api import AccessToken, RoomAgentDispatch, RoomConfiguration
+
 from common.metadata import SessionMetadata
 from devstack.paths import REPO_ROOT
 from devstack.ports import free_tcp_port
@@ -13,7 +15,7 @@ from devstack.service import Service, log_contains
 from devstack.stack import Stack
 from simuser import SimulatedUser
 from simuser.token import new_identity, new_room_name
-from token_server.tokens import mint_token
+from token_server.tokens import build_grants
 
 from .common import FAQS
 
@@ -50,13 +52,18 @@ def bench_agent_service(
 
 def direct_user(stack: Stack, agent_name: str) -> SimulatedUser:
     """A user with a token minted here (as the token server does) dispatching `agent_name`."""
-    issued = mint_token(
-        api_key=stack.api_key,
-        api_secret=stack.api_secret,
-        room=new_room_name(),
-        identity=new_identity(),
-        metadata=SessionMetadata(language="en", faqs=list(FAQS)),
-        agent_name=agent_name,
-        ttl=timedelta(hours=1),
+    # The token server creates the room with the dispatch (token_server.rooms); a benchmark's
+    # own agents are dispatched by the token's room configuration instead, as before.
+    metadata = SessionMetadata(language="en", faqs=list(FAQS)).to_json()
+    token = (
+        AccessToken(stack.api_key, stack.api_secret)
+        .with_identity(new_identity())
+        .with_metadata(metadata)
+        .with_grants(build_grants(new_room_name()))
+        .with_room_config(
+            RoomConfiguration(agents=[RoomAgentDispatch(agent_name=agent_name, metadata=metadata)])
+        )
+        .with_ttl(timedelta(hours=1))
+        .to_jwt()
     )
-    return SimulatedUser(stack.livekit_url, issued.token)
+    return SimulatedUser(stack.livekit_url, token)

@@ -3,9 +3,10 @@
 `python -m bench.token_throughput` (about 2 minutes with the defaults).
 
 Two single-process uvicorn servers on loopback: `python -m token_server` (the real one, rate limit
-raised to its maximum) and `python -m bench.baseline_token_app` (signs a fixed token, nothing
-else). A closed-loop aiohttp load generator in this process keeps `c` requests in flight for
-`--seconds` per level (bounded by `--max-requests` too), alternating servers level by level; each
+raised to its maximum; it also creates each token's room on a loopback livekit-server) and
+`python -m bench.baseline_token_app` (signs a fixed token, nothing else). A closed-loop aiohttp
+load generator in this process keeps `c` requests in flight for `--seconds` per level (bounded by
+`--max-requests` too), alternating servers level by level; each
 request is a valid browser-shaped body (fresh room and identity, two FAQs). The first
 `--warmup` seconds of each level are not counted. Server and generator CPU are sampled, to show
 which side saturates: on 2 cores the Python generator competes with the server it measures.
@@ -18,6 +19,7 @@ import asyncio
 import itertools
 import json
 import logging
+import secrets
 import sys
 import time
 import timeit
@@ -65,10 +67,12 @@ def _services(stack: Stack) -> dict[str, Service]:
     return services
 
 
-def _body(i: int) -> bytes:
+def _body(i: int, tag: str) -> bytes:
+    # A room name is good for one token (the token server creates the room; 409 after that):
+    # `tag` keeps the names of each level and server apart.
     metadata = SessionMetadata(language="en", faqs=list(FAQS)).model_dump(mode="json")
     return json.dumps(
-        {"room": f"avatar-{i:08x}", "identity": f"user-{i:08x}", "metadata": metadata}
+        {"room": f"avatar-{tag}{i:08x}", "identity": f"user-{i:08x}", "metadata": metadata}
     ).encode()
 
 
@@ -76,6 +80,7 @@ async def load_level(
     url: str, concurrency: int, seconds: float, warmup: float, max_requests: int, pid: int
 ) -> dict[str, Any]:
     counter = itertools.count()
+    tag = secrets.token_hex(4)
     latencies: list[float] = []
     statuses: dict[str, int] = {}
     start = time.perf_counter()
@@ -98,7 +103,7 @@ async def load_level(
                     return
                 t0 = time.perf_counter()
                 try:
-                    async with http.post(url, data=_body(i), headers=headers) as resp:
+                    async with http.post(url, data=_body(i, tag), headers=headers) as resp:
                         await resp.read()
                         code = str(resp.status)
                 except aiohttp.ClientError as exc:
@@ -160,7 +165,7 @@ def in_process_costs(rounds: int = 2000) -> dict[str, float]:
     """Per-call ms of the pieces, in this process: what validation and minting alone cost."""
     metadata = SessionMetadata(language="en", faqs=list(FAQS))
     key, secret = "APIbench", "s" * 40
-    body = _body(0)
+    body = _body(0, "cost")
 
     def mint() -> None:
         mint_token(
@@ -169,7 +174,6 @@ def in_process_costs(rounds: int = 2000) -> dict[str, float]:
             room="avatar-0000abcd",
             identity="user-0000abcd",
             metadata=metadata,
-            agent_name="avatar-agent",
             ttl=timedelta(minutes=15),
         )
 
@@ -229,9 +233,11 @@ def main() -> None:
         },
     )
     args, result = bench.args, bench.result
-    stack = Stack(StackConfig(services=(), run_livekit=False))
+    # livekit-server too: the token server creates each token's room there (no agent runs, so
+    # the rooms wait for their empty timeout).
+    stack = Stack(StackConfig(services=()))
     services = _services(stack)
-    with running([], services.values()):
+    with running([stack], services.values()):
         data = asyncio.run(run(services, args.levels, args.seconds, args.warmup, args.max_requests))
     costs = in_process_costs()
     result.data = {"levels": data, "in_process_ms": costs}

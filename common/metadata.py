@@ -17,7 +17,6 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
-    model_validator,
 )
 
 from .languages import DEFAULT_LANGUAGE, normalize_language_code
@@ -26,19 +25,27 @@ from .validation import describe_validation_error
 __all__ = [
     "MAX_ANSWER_CHARS",
     "MAX_FAQS",
+    "MAX_FAQ_SET_BYTES",
     "MAX_METADATA_BYTES",
     "MAX_QUESTION_CHARS",
     "Faq",
     "FaqList",
     "SessionMetadata",
     "clean_text",
+    "faq_set_bytes",
     "parse_metadata_lenient",
 ]
 
 MAX_FAQS = 50
 MAX_QUESTION_CHARS = 300
 MAX_ANSWER_CHARS = 1500
-# The token (and so the metadata inside it) travels in the WebSocket URL.
+# One size rule for a FAQ set wherever it comes from (the token request, `set_faqs`): its compact
+# JSON in UTF-8. It fits in LiveKit's 15 KiB RPC payload with the `{"faqs": ...}` around it, and
+# the metadata holding it fits in MAX_METADATA_BYTES, so whatever the token server accepts,
+# `set_faqs` accepts too.
+MAX_FAQ_SET_BYTES = 15_000
+# The token (and so the metadata inside it) travels in the WebSocket URL; the agent does not
+# even parse dispatch metadata over 4x this.
 MAX_METADATA_BYTES = 16 * 1024
 
 _KEPT_CONTROLS = {"\n", "\t"}
@@ -76,7 +83,19 @@ class Faq(BaseModel):
         return clean_text(value) if isinstance(value, str) else value
 
 
-FaqList = Annotated[list[Faq], Field(max_length=MAX_FAQS)]
+def faq_set_bytes(faqs: list[Faq]) -> int:
+    dumped = [faq.model_dump(mode="json") for faq in faqs]
+    return len(json.dumps(dumped, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def _bounded_faq_set(faqs: list[Faq]) -> list[Faq]:
+    size = faq_set_bytes(faqs)
+    if size > MAX_FAQ_SET_BYTES:
+        raise ValueError(f"the FAQs are {size} bytes as JSON; at most {MAX_FAQ_SET_BYTES} allowed")
+    return faqs
+
+
+FaqList = Annotated[list[Faq], Field(max_length=MAX_FAQS), AfterValidator(_bounded_faq_set)]
 
 
 class SessionMetadata(BaseModel):
@@ -86,13 +105,6 @@ class SessionMetadata(BaseModel):
 
     language: LanguageCode = DEFAULT_LANGUAGE
     faqs: FaqList = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _bounded_size(self) -> SessionMetadata:
-        size = len(self.to_json().encode())
-        if size > MAX_METADATA_BYTES:
-            raise ValueError(f"metadata is {size} bytes; at most {MAX_METADATA_BYTES} allowed")
-        return self
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), ensure_ascii=False, separators=(",", ":"))

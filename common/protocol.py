@@ -69,7 +69,8 @@ class RpcErrorCode(IntEnum):
 
     INVALID_PAYLOAD = 400
     FORBIDDEN = 403
-    NOT_READY = 409
+    NOT_READY = 409  # the agent is still starting: retry
+    RATE_LIMITED = 429  # over the method's per-session budget: the message says when to retry
     INTERNAL = 500
 
 

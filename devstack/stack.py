@@ -99,7 +99,9 @@ class StackConfig:
     livekit: LiveKitServerConfig = field(default_factory=LiveKitServerConfig.on_free_ports)
     ports: StackPorts = field(default_factory=StackPorts.free)
     services: tuple[ServiceName, ...] = SERVICE_NAMES
-    # None: use the real OpenAI when OPENAI_API_KEY is set in `base_env`, else the stand-in.
+    # True: start the stand-in and name it in OPENAI_BASE_URL (the agent never picks it by
+    # itself: with no provider named it refuses to start). None: the real OpenAI when
+    # OPENAI_API_KEY is set in `base_env`, else the stand-in.
     use_standin: bool | None = True
     agent_mode: Literal["start", "dev"] = "start"
     agent_name: str = "avatar-agent"

@@ -83,6 +83,15 @@ async def _bounded(step: Awaitable[None], what: str) -> None:
         logger.warning("%s took over %.0f s; going on", what, _CLOSE_STEP_TIMEOUT)
 
 
+async def _drain(reader: rtc.TextStreamReader) -> None:
+    """Read an ignored stream to its end, keeping nothing, so its chunks do not pile up."""
+    try:
+        async for _ in reader:
+            pass
+    except rtc.StreamError:
+        pass  # the sender gave up; nothing was kept anyway
+
+
 def _is_wav(what: Path | str) -> bool:
     """A `Path`, or a string naming a .wav file; any other string is text to speak."""
     return isinstance(what, Path) or str(what).lower().endswith(".wav")
@@ -244,8 +253,30 @@ class SimulatedUser:
 
     # ---- what the agent sends -----------------------------------------------------------------
 
+    def _is_agent(self, identity: str) -> bool:
+        """Whether `identity` is the agent: its prefix, and the server says it is an agent.
+
+        The prefix alone is not proof: the token server refuses it, but a participant joining
+        with a token from elsewhere could carry it; the participant kind is set by the server
+        from the token's grants, which only the agent framework's tokens carry.
+        """
+        participant = self.room.remote_participants.get(identity)
+        return (
+            participant is not None
+            and is_agent_identity(identity)
+            and participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+        )
+
+    def _ignore(self, identity: str, what: str) -> None:
+        logger.warning("ignored %s from %r: not the agent", what, identity)
+        self.recording.ignored.append((identity, what))
+        self.recording.changed()
+
     async def _on_agent_state_changed(self, data: rtc.RpcInvocationData) -> str:
         received = Stamp.now()
+        if not self._is_agent(data.caller_identity):
+            self._ignore(data.caller_identity, RPC_AGENT_STATE_CHANGED)
+            raise rtc.RpcError(int(RpcErrorCode.FORBIDDEN), "only the agent may call this")
         try:
             event = AgentStateEvent.model_validate_json(data.payload)
         except ValidationError as exc:
@@ -261,6 +292,13 @@ class SimulatedUser:
         return ""
 
     def _on_text_stream(self, reader: rtc.TextStreamReader, participant_identity: str) -> None:
+        # The agent sends both sides: its own speech, and the user's as the user (only an agent
+        # may send on another's behalf; livekit-server stamps anyone else's own identity).
+        own = self.room.local_participant.identity
+        if participant_identity != own and not self._is_agent(participant_identity):
+            self._ignore(participant_identity, TRANSCRIPTION_TOPIC)
+            self._spawn(_drain(reader), name=f"simuser-drain-{reader.info.stream_id}")
+            return
         self._spawn(
             self._read_text_stream(reader, participant_identity),
             name=f"simuser-transcript-{reader.info.stream_id}",
@@ -306,7 +344,7 @@ class SimulatedUser:
         publication: rtc.RemoteTrackPublication,
         participant: rtc.RemoteParticipant,
     ) -> None:
-        if isinstance(track, rtc.RemoteAudioTrack) and is_agent_identity(participant.identity):
+        if isinstance(track, rtc.RemoteAudioTrack) and self._is_agent(participant.identity):
             self.agent_audio.attach(track)
 
     def _on_track_unsubscribed(
@@ -329,9 +367,9 @@ class SimulatedUser:
 
     @property
     def agent_identity(self) -> str | None:
-        """The first remote participant whose identity has the agent prefix, as the page does."""
+        """The first remote participant that is the agent (prefix and kind), as the page does."""
         for identity in self.room.remote_participants:
-            if is_agent_identity(identity):
+            if self._is_agent(identity):
                 return identity
         return None
 

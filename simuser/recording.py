@@ -173,6 +173,9 @@ class Recording:
     connected: Stamp | None = None
     states: list[StateChange] = field(default_factory=list)
     invalid_states: list[tuple[str, Stamp, str]] = field(default_factory=list)
+    # Calls and streams that claimed to be the agent's but came from another participant
+    # (identity, what): refused or dropped, never taken as the agent's.
+    ignored: list[tuple[str, str]] = field(default_factory=list)
     transcripts: list[TranscriptStream] = field(default_factory=list)
     rpc_calls: list[RpcCall] = field(default_factory=list)
     participants: list[ParticipantEvent] = field(default_factory=list)

@@ -9,6 +9,8 @@ Error bodies (documented in the README):
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, status
@@ -21,6 +23,7 @@ from .body_limit import BodySizeLimit
 from .deps import API_KEY_HEADER
 from .models import room_pattern
 from .rate_limit import RateLimiter
+from .rooms import LiveKitRooms, RoomDirectory, SessionRooms
 from .routes import token
 from .settings import Settings, get_settings
 
@@ -78,16 +81,34 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def create_app(
-    settings: Settings | None = None, *, rate_limiter: RateLimiter | None = None
+    settings: Settings | None = None,
+    *,
+    rate_limiter: RateLimiter | None = None,
+    rooms: RoomDirectory | None = None,
 ) -> FastAPI:
     if settings is None:
         settings = get_settings()
+    if rooms is None:
+        rooms = LiveKitRooms(
+            settings.livekit_url,
+            settings.livekit_api_key,
+            settings.livekit_api_secret.get_secret_value(),
+        )
+    session_rooms = SessionRooms(rooms)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await session_rooms.aclose()
+
     app = FastAPI(
         title="Avatar token server",
         summary="LiveKit join tokens that dispatch the avatar agent",
         version="1.0.0",
+        lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.rooms = session_rooms
     if rate_limiter is None:  # not `or`: an empty limiter has len() 0
         rate_limiter = RateLimiter(settings.rate_limit_per_minute)
     app.state.rate_limiter = rate_limiter

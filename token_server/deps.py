@@ -7,6 +7,7 @@ and four thread hops per request cost more than the checks themselves.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request, status
@@ -19,6 +20,7 @@ __all__ = [
     "AppSettings",
     "client_address",
     "limit_rate",
+    "rate_limit_key",
     "require_api_key",
     "require_json",
 ]
@@ -45,9 +47,28 @@ def client_address(request: Request, *, trust_proxy_headers: bool) -> str:
     return request.client.host if request.client else "unknown"
 
 
+# One IPv6 customer gets a whole /64 (often far more): keyed per address, a client would rotate
+# through 2^64 fresh buckets.
+IPV6_RATE_LIMIT_PREFIX = 64
+
+
+def rate_limit_key(address: str) -> str:
+    """The bucket of a client address: an IPv4 address, or the /64 network of an IPv6 one."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address  # "unknown" or a test client's name: its own bucket
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        network = ipaddress.IPv6Network((ip, IPV6_RATE_LIMIT_PREFIX), strict=False)
+        return str(network)
+    return str(ip)
+
+
 async def limit_rate(request: Request, settings: AppSettings) -> None:
     limiter: RateLimiter = request.app.state.rate_limiter
-    key = client_address(request, trust_proxy_headers=settings.trust_proxy_headers)
+    key = rate_limit_key(client_address(request, trust_proxy_headers=settings.trust_proxy_headers))
     wait = limiter.acquire(key)
     if wait > 0:
         raise HTTPException(

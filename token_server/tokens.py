@@ -1,4 +1,8 @@
-"""Minting: a join token for one room that also dispatches our agent with the session metadata."""
+"""Minting: a join token for one room, which the token server has created (see `rooms`).
+
+The token carries no room configuration: a room configuration re-creates the room and dispatches
+another agent whenever the token is used again after the room closed (`token_server.rooms`).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import jwt
-from livekit.api import AccessToken, RoomAgentDispatch, RoomConfiguration, VideoGrants
+from livekit.api import AccessToken, VideoGrants
 
 from common.metadata import SessionMetadata
 
-__all__ = ["PUBLISH_SOURCES", "IssuedToken", "build_grants", "build_room_config", "mint_token"]
+__all__ = ["PUBLISH_SOURCES", "IssuedToken", "build_grants", "mint_token"]
 
 # The browser only ever sends the user's voice.
 PUBLISH_SOURCES = ["microphone"]
@@ -37,13 +41,6 @@ def build_grants(room: str) -> VideoGrants:
     )
 
 
-def build_room_config(agent_name: str, metadata_json: str) -> RoomConfiguration:
-    # Dispatch metadata reaches the agent at job start, before participant metadata may have.
-    return RoomConfiguration(
-        agents=[RoomAgentDispatch(agent_name=agent_name, metadata=metadata_json)]
-    )
-
-
 def mint_token(
     *,
     api_key: str,
@@ -51,16 +48,13 @@ def mint_token(
     room: str,
     identity: str,
     metadata: SessionMetadata,
-    agent_name: str,
     ttl: timedelta,
 ) -> IssuedToken:
-    metadata_json = metadata.to_json()
     token = (
         AccessToken(api_key, api_secret)
         .with_identity(identity)
-        .with_metadata(metadata_json)
+        .with_metadata(metadata.to_json())
         .with_grants(build_grants(room))
-        .with_room_config(build_room_config(agent_name, metadata_json))
         .with_ttl(ttl)
         .to_jwt()
     )

@@ -1,6 +1,7 @@
 // RPC Handler Registration (Duplicate Prevention), contract snippet: agent -> user
 // `agent_state_changed` with `{state, previous, seq, timestamp}`.
 import { RpcError, type Room, type RpcInvocationData } from 'livekit-client';
+import { isAgentParticipant } from './rpc';
 
 export const AGENT_STATES = ['initializing', 'idle', 'listening', 'thinking', 'speaking'] as const;
 export type AgentState = (typeof AGENT_STATES)[number];
@@ -60,6 +61,11 @@ export function registerAgentStateHandler(
   if (rpcHandlerRegistered) return;
 
   const handleRpc = async (data: RpcInvocationData): Promise<string> => {
+    // Only the agent tells us its state; anyone else in the room is refused and ignored.
+    if (!isAgentParticipant(room.remoteParticipants.get(data.callerIdentity))) {
+      console.warn(`ignored agent_state_changed from ${data.callerIdentity}: not the agent`);
+      throw new RpcError(403, 'only the agent may call agent_state_changed');
+    }
     const event = parseAgentStateEvent(data.payload);
     onState(event);
     return ''; // RPC response

@@ -30,7 +30,7 @@ import { loadConfig } from './config';
 import { createDebugState, recordSegment, resetSession } from './debug';
 import { DEMO_FAQS } from './demoFaqs';
 import { DEFAULT_LANGUAGE, LANGUAGES } from './languages';
-import { AGENT_IDENTITY_PREFIX, describeError, findAgent, performRpc } from './rpc';
+import { describeError, findAgent, isAgentParticipant, performRpc } from './rpc';
 import { fetchToken, newIdentity, newRoomName } from './token';
 import { registerTranscriptionHandler, type TranscriptSegment } from './transcription';
 import { Avatar } from './ui/avatar';
@@ -118,7 +118,7 @@ room
   })
   .on(RoomEvent.ParticipantDisconnected, (participant) => {
     eventLog.add('info', `left: ${participant.identity}`);
-    if (participant.identity.startsWith(AGENT_IDENTITY_PREFIX)) avatar.set('disconnected');
+    if (isAgentParticipant(participant)) avatar.set('disconnected');
     updateControls();
   })
   .on(RoomEvent.Disconnected, (reason) => {

@@ -1,5 +1,11 @@
 // RPC Call with Retry, contract snippet: user -> agent methods, 10 attempts 500 ms apart.
-import { ConnectionState, RpcError, type RemoteParticipant, type Room } from 'livekit-client';
+import {
+  ConnectionState,
+  RpcError,
+  type Participant,
+  type RemoteParticipant,
+  type Room,
+} from 'livekit-client';
 
 export const AGENT_IDENTITY_PREFIX = 'agent';
 
@@ -8,12 +14,30 @@ const RETRY_DELAY_MS = 500;
 
 // The agent's own answers (bad payload, forbidden, internal error) will not change on a retry;
 // everything else (no agent yet, 1400 method not registered yet, 409 not ready, timeouts) may.
-const FINAL_ERROR_CODES = new Set([400, 403, 500, RpcError.ErrorCode.REQUEST_PAYLOAD_TOO_LARGE]);
+// 429 (over the method's per-session budget) is final too: its message says when to retry.
+const FINAL_ERROR_CODES = new Set([
+  400,
+  403,
+  429,
+  500,
+  RpcError.ErrorCode.REQUEST_PAYLOAD_TOO_LARGE,
+]);
+
+/**
+ * The agent: the contract's identity prefix AND the participant kind, which livekit-server sets
+ * from the agent framework's token. The prefix alone could be worn by anyone holding a token
+ * from elsewhere; its state calls and transcripts would then be taken as the agent's.
+ */
+export function isAgentParticipant(participant: Participant | undefined): boolean {
+  return (
+    participant !== undefined &&
+    participant.identity.startsWith(AGENT_IDENTITY_PREFIX) &&
+    participant.isAgent
+  );
+}
 
 export function findAgent(room: Room): RemoteParticipant | undefined {
-  return Array.from(room.remoteParticipants.values()).find((p) =>
-    p.identity.startsWith(AGENT_IDENTITY_PREFIX),
-  );
+  return Array.from(room.remoteParticipants.values()).find(isAgentParticipant);
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -1,5 +1,6 @@
 // TextStream Handler (Transcription), contract snippet: topic `lk.transcription`.
 import type { Room } from 'livekit-client';
+import { isAgentParticipant } from './rpc';
 
 export type Speaker = 'user' | 'agent';
 
@@ -30,6 +31,15 @@ export function registerTranscriptionHandler(
 
     // livekit-client 2.x passes `{identity}`; the contract calls it `participantIdentity`.
     const participantIdentity = participantInfo.identity;
+    // Transcripts come from the agent only: its own speech, or the user's sent as the user
+    // (livekit-server lets only an agent send on another's behalf). Anything else is ignored.
+    const fromSelf = participantIdentity === room.localParticipant.identity;
+    if (!fromSelf && !isAgentParticipant(room.remoteParticipants.get(participantIdentity))) {
+      console.warn(`ignored a transcript from ${participantIdentity}: not the agent`);
+      // Read it to its end, keeping nothing, so its chunks do not pile up in the reader.
+      for await (const chunk of reader) void chunk;
+      return;
+    }
     // The user's transcript is sent by the agent on the user's behalf: recognise it by the
     // sender identity, or by the transcribed track being one of our own.
     const speaker: Speaker =

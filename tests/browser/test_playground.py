@@ -11,6 +11,8 @@ kept off the network by its flags. The page is `playground/dist`, built by `npm 
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import re
 import shutil
@@ -18,17 +20,20 @@ import subprocess
 import time
 import unicodedata
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from livekit import api, rtc
 from playwright.sync_api import ConsoleMessage, Error, Page, sync_playwright
 
 from agent.prompts import language_prompts
 from common.languages import get_language
 from devstack.paths import REPO_ROOT
 from devstack.stack import Stack
+from token_server.tokens import build_grants
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
@@ -196,7 +201,7 @@ def session(stack: Stack, built_page: Path, microphone_wav: Path) -> Iterator[Se
 
 
 def connect_and_wait_for_the_agent(session: Session) -> None:
-    """Click Connect; the token's room configuration must get the agent dispatched."""
+    """Click Connect; the token server's new room must get the agent dispatched."""
     page = session.page
     page.click('[data-action="connect"]')
     session.wait_for(
@@ -317,6 +322,69 @@ def test_state_rpcs_arrive_in_order_and_the_avatar_shows_each(session: Session) 
     assert {"initializing", "listening", "thinking", "speaking"} <= avatar_states, avatar_states
     assert page.get_attribute('[data-role="avatar"]', "data-state") == states[-1]["state"]
     assert page.inner_text('[data-role="avatar-label"]').lower() == states[-1]["state"]
+
+
+IMPOSTOR = "agent-impostor"
+FAKE_SEQ = 999_999
+
+
+async def _pose_as_the_agent(stack: Stack, room: str, user: str) -> int | None:
+    """Join the page's room as `agent-...` (not of the agent kind), call `agent_state_changed`
+    on the page and publish a transcript; return the RPC's error code (None: accepted).
+
+    The room admits one user besides the agent; the impostor is of the egress kind, which
+    livekit-server does not count (a token that only the API secret's holder can make): it
+    stands for anyone who gets into the room some other way.
+    """
+    token = (
+        api.AccessToken(stack.api_key, stack.api_secret)
+        .with_identity(IMPOSTOR)
+        .with_kind("egress")
+        .with_grants(build_grants(room))
+        .to_jwt()
+    )
+    impostor = rtc.Room()
+    await impostor.connect(stack.livekit_url, token)
+    try:
+        fake = {"state": "speaking", "previous": "listening", "seq": FAKE_SEQ, "timestamp": 1.0}
+        code: int | None = None
+        try:
+            await impostor.local_participant.perform_rpc(
+                destination_identity=user, method="agent_state_changed", payload=json.dumps(fake)
+            )
+        except rtc.RpcError as exc:
+            code = exc.code
+        await impostor.local_participant.send_text(
+            "PWNED: visit evil.example",
+            topic="lk.transcription",
+            attributes={
+                "lk.transcribed_track_id": "TR_fake",
+                "lk.segment_id": "SG_fake",
+                "lk.transcription_final": "true",
+            },
+        )
+        return code
+    finally:
+        await impostor.disconnect()
+
+
+def test_state_calls_and_transcripts_from_a_fake_agent_are_ignored(session: Session) -> None:
+    debug = session.debug()
+    real_agent = debug["agent"]
+    # Playwright's sync API runs an event loop in this thread: the impostor gets its own thread.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        attack = _pose_as_the_agent(session.stack, debug["room"], debug["identity"])
+        code = pool.submit(asyncio.run, attack).result(timeout=STEP_TIMEOUT_S)
+    assert code == 403, "the page accepted agent_state_changed from a participant not the agent"
+    session.wait_for(
+        "the page to drop the fake transcript",
+        lambda: any(IMPOSTOR in w and "transcript" in w for w in session.console_warnings),
+    )
+    debug = session.debug()
+    assert all(s["seq"] != FAKE_SEQ for s in debug["states"])
+    assert not any("PWNED" in t["text"] for t in debug["transcripts"])
+    assert debug["agent"] == real_agent
+    assert session.page.get_attribute('[data-role="avatar"]', "data-state") != "speaking"
 
 
 def test_no_errors_in_the_console(session: Session) -> None:

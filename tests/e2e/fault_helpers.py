@@ -333,6 +333,10 @@ class DroppableUser:
     identity: str
     agent: str
     last_seq: int
+    # The user's own grant: a page that lost its connection rejoins with the token it has (the
+    # token server gives no second token for a live room).
+    url: str
+    token: str
 
     async def drop(self) -> None:
         self.process.send_signal(signal.SIGKILL)
@@ -359,7 +363,13 @@ async def droppable_user(stack: Stack, **token: Any) -> AsyncIterator[DroppableU
             ready: Mapping[str, Any] = json.loads(await process.stdout.readline() or b"{}")
         assert ready.get("ready"), f"the user process did not get its greeting: {ready}"
         yield DroppableUser(
-            process, grant.room, grant.identity, str(ready["agent"]), int(ready["last_seq"])
+            process,
+            grant.room,
+            grant.identity,
+            str(ready["agent"]),
+            int(ready["last_seq"]),
+            grant.url,
+            grant.token,
         )
     finally:
         if process.returncode is None:

@@ -80,9 +80,7 @@ async def test_dropped_user_rejoining_within_the_grace_keeps_the_session(stack: 
         f"user {first.identity} dropped", room=first.room, timeout=SERVER_NOTICES_DEATH_TIMEOUT
     )
 
-    again = await SimulatedUser.from_token_server(
-        stack.token_url, faqs=FAQS, room=first.room, identity=first.identity
-    )
+    again = SimulatedUser(first.url, first.token)
     async with again:
         # the agent re-sends its current state to the rejoined page, with a newer seq
         state = await again.wait_for_state("listening", timeout=TURN_TIMEOUT)

@@ -2,8 +2,8 @@
 
 - Identities starting with `agent` (any case) get no token from the running token server.
 - A second participant in the user's room (an intruder whose token was minted with the API
-  secret, not by the token server) is refused by every RPC method of the agent, and changes
-  nothing.
+  secret, not by the token server, in a room without the participant cap) is refused by every
+  RPC method of the agent, and changes nothing.
 - Token lifetimes: the token server's tokens carry `exp` = issue + TOKEN_TTL_SECONDS and are
   accepted by livekit-server now; that livekit-server refuses a token once `exp` has passed
   (after its fixed one-minute clock-skew leeway) is `tests/e2e/test_token_server_e2e.py::
@@ -32,6 +32,7 @@ import httpx
 import jwt
 import pytest
 from livekit import api, rtc
+from session_helpers import open_uncapped_session
 
 from common.protocol import (
     RPC_GET_STATE,
@@ -140,10 +141,12 @@ async def test_running_token_server_refuses_agent_identities(stack: Stack, ident
 
 
 async def test_a_second_participant_is_refused_by_every_rpc_method(stack: Stack) -> None:
-    user = await SimulatedUser.from_token_server(stack.token_url, language="en", faqs=FAQS)
-    assert user.grant is not None
-    room = user.grant.room
+    # The token server's rooms admit no second participant at all (test_security_session);
+    # this room has no such cap, to check the agent's own caller check behind it.
+    user = SimulatedUser(stack.livekit_url, await open_uncapped_session(stack, FAQS, "user-1"))
+    room = user.room
     async with user:
+        room_name = room.name
         agent = await user.wait_for_agent(timeout=60)
         speaking = await user.wait_for_state("speaking", timeout=60)
         await user.wait_for_state("listening", after_seq=speaking.event.seq, timeout=60)
@@ -159,7 +162,7 @@ async def test_a_second_participant_is_refused_by_every_rpc_method(stack: Stack)
         refused: dict[tuple[str, str], int] = {}
         intruders = ["intruder-1", "Agent-impostor"]
         for identity in intruders:
-            token = mint(stack, room, identity, timedelta(minutes=5))
+            token = mint(stack, room_name, identity, timedelta(minutes=5))
             intruder = rtc.Room()
             await intruder.connect(stack.livekit_url, token)
             try:

@@ -203,6 +203,11 @@ def check_outcome(
         # LiveKit refuses it before it leaves: only ever for payloads over its limit.
         assert len(payload.encode()) > MAX_RPC_PAYLOAD_BYTES, (error.code, error.message)
         return "too large (LiveKit)"
+    if error.code == RpcErrorCode.RATE_LIMITED:
+        # A valid call over the session's budget (agent.call_limits): refused, nothing done.
+        assert method in {RPC_SEND_TEXT, RPC_SET_LANGUAGE, RPC_SET_FAQS}, error.message
+        assert error.message.startswith(f"{method}: too many calls"), error.message
+        return "429"
     assert error.code == RpcErrorCode.INVALID_PAYLOAD, (
         f"{method} answered {error.code} {error.message!r} to {payload[:200]!r}"
     )

@@ -1,7 +1,7 @@
 """The simulated user against a real livekit-server and a fake agent driven from the test.
 
-The fake agent is a plain `rtc.Room` with identity `agent-test`: it calls the user's
-`agent_state_changed`, registers the user's RPC methods (late, to exercise the retry), sends
+The fake agent is a plain `rtc.Room` with identity `agent-test` and the agent kind: it calls the
+user's `agent_state_changed`, registers the user's RPC methods (late, to exercise the retry), sends
 `lk.transcription` text streams and publishes an audio track. No agent worker is involved.
 """
 
@@ -40,14 +40,17 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
 AGENT_IDENTITY = "agent-test"
 
 
-def mint(server: LiveKitServer, room: str, identity: str) -> str:
-    grants = api.VideoGrants(room_join=True, room=room)
-    return (
+def mint(server: LiveKitServer, room: str, identity: str, *, agent: bool = False) -> str:
+    grants = api.VideoGrants(room_join=True, room=room, agent=agent)
+    token = (
         api.AccessToken(server.config.api_key, server.config.api_secret)
         .with_identity(identity)
         .with_grants(grants)
-        .to_jwt()
     )
+    if agent:
+        # What the agent framework's tokens say, and what simuser checks besides the prefix.
+        token = token.with_kind("agent")
+    return token.to_jwt()
 
 
 def tone(seconds: float, rate: int, freq: float = 440.0, amplitude: float = 0.3) -> np.ndarray:
@@ -110,7 +113,7 @@ async def fake_agent_room(server: LiveKitServer, room_name: str) -> AsyncIterato
 
     room.on("participant_connected", on_join)
     room.on("track_subscribed", on_track)
-    await room.connect(server.config.url, mint(server, room_name, AGENT_IDENTITY))
+    await room.connect(server.config.url, mint(server, room_name, AGENT_IDENTITY, agent=True))
     try:
         yield agent
     finally:

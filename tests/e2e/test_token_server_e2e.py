@@ -44,8 +44,8 @@ def _settings(server: LiveKitServer) -> Settings:
         livekit_url=server.config.url,
         livekit_api_key=server.config.api_key,
         livekit_api_secret=server.config.api_secret,
-        room_prefix="e2e",
         agent_name="e2e-agent",
+        room_prefix="e2e",
         rate_limit_per_minute=1000,
         _env_file=None,
     )
@@ -57,9 +57,11 @@ def _room() -> str:
 
 @pytest.fixture
 async def http(livekit_server: LiveKitServer) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(_settings(livekit_server)))
+    app = create_app(_settings(livekit_server))
+    transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://token-server") as client:
         yield client
+    await app.state.rooms.aclose()  # ASGITransport runs no lifespan
 
 
 @pytest.fixture
@@ -163,18 +165,18 @@ async def test_minted_token_joins_with_identity_metadata_and_dispatch(
     assert [(d.agent_name, d.metadata) for d in dispatches] == [("e2e-agent", expected)]
 
 
-async def test_second_participant_sees_identity_and_metadata(
-    http: httpx.AsyncClient, rooms: list[rtc.Room]
+async def test_second_token_for_a_room_is_409_whatever_the_identity(
+    http: httpx.AsyncClient, lkapi: api.LiveKitAPI, rooms: list[rtc.Room]
 ) -> None:
     room_name = _room()
     first = await _mint(http, room_name, "user-one", metadata={"language": "fr"})
-    second = await _mint(http, room_name, "user-two")
-    await _connect(rooms, first["url"], first["token"])
-    observer = await _connect(rooms, second["url"], second["token"])
-
-    # The join response lists who is already in the room.
-    remote = observer.remote_participants["user-one"]
-    assert json.loads(remote.metadata) == {"language": "fr", "faqs": []}
+    for identity in ("user-one", "user-two"):
+        response = await http.post("/api/token", json={"room": room_name, "identity": identity})
+        assert response.status_code == 409, response.text
+        assert room_name in response.json()["detail"]
+    room = await _connect(rooms, first["url"], first["token"])
+    assert room.local_participant.identity == "user-one"
+    assert len(await lkapi.agent_dispatch.list_dispatch(room_name)) == 1
 
 
 async def test_client_cannot_override_token_metadata(
@@ -221,7 +223,6 @@ async def test_token_signed_with_another_secret_refused(
         room=_room(),
         identity="user-forged",
         metadata=SessionMetadata(),
-        agent_name="e2e-agent",
         ttl=timedelta(minutes=5),
     )
     assert await _validate(livekit_server, forged.token) == 401
@@ -237,7 +238,6 @@ async def test_expired_token_refused(livekit_server: LiveKitServer, rooms: list[
         room=_room(),
         identity="user-expired",
         metadata=SessionMetadata(),
-        agent_name="e2e-agent",
         ttl=timedelta(minutes=-10),
     )
     assert await _validate(livekit_server, expired.token) == 401

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import pytest
 from livekit import rtc
 
+from agent.call_limits import DEFAULT_CALL_LIMITS, CallLimit, CallLimiter
 from agent.rpc import AgentRpc, RpcHandler, register_rpc_methods
 from common.metadata import MAX_FAQS, Faq
 from common.protocol import (
@@ -239,3 +240,73 @@ async def test_unexpected_errors_become_500_and_are_logged(
     assert err.code == RpcErrorCode.INTERNAL
     assert "secret internals" not in err.message
     assert any("send_text" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("method", RPC_METHODS)
+async def test_before_ready_every_method_is_409_even_with_a_bad_payload(method: str) -> None:
+    registrar = FakeRegistrar()
+    register_rpc_methods(registrar, AgentRpc())
+    for payload in ({}, "not json", {"text": "hi"}):
+        err = await error_of(registrar, method, payload, caller="user-early")
+        assert err.code == RpcErrorCode.NOT_READY
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def limited_registrar(conversation: FakeConversation, clock: FakeClock) -> FakeRegistrar:
+    rpc = AgentRpc(CallLimiter({RPC_SEND_TEXT: CallLimit(burst=2, every_seconds=5)}, clock=clock))
+    rpc.ready(user_identity=USER, conversation=conversation, state=FakeState())
+    registrar = FakeRegistrar()
+    register_rpc_methods(registrar, rpc)
+    return registrar
+
+
+async def test_send_text_over_budget_is_429_and_the_session_goes_on(
+    conversation: FakeConversation,
+) -> None:
+    clock = FakeClock()
+    registrar = limited_registrar(conversation, clock)
+    assert await call(registrar, RPC_SEND_TEXT, {"text": "one"}) == '{"ok":true}'
+    assert await call(registrar, RPC_SEND_TEXT, {"text": "two"}) == '{"ok":true}'
+    err = await error_of(registrar, RPC_SEND_TEXT, {"text": "three"})
+    assert err.code == RpcErrorCode.RATE_LIMITED == 429
+    assert "send_text" in err.message
+    assert "retry in 5 s" in err.message
+    assert [c for c in conversation.calls if c[0] == "send_text"] == [
+        ("send_text", "one"),
+        ("send_text", "two"),
+    ]
+    # Other methods have their own budget (none here), and time refills this one.
+    assert json.loads(await call(registrar, RPC_GET_STATE, {}))["state"] == "listening"
+    clock.now += 5
+    assert await call(registrar, RPC_SEND_TEXT, {"text": "four"}) == '{"ok":true}'
+
+
+def test_limiter_refills_up_to_the_burst() -> None:
+    clock = FakeClock()
+    limiter = CallLimiter({"m": CallLimit(burst=3, every_seconds=2)}, clock=clock)
+    assert [limiter.take("m") for _ in range(4)] == [0.0, 0.0, 0.0, 2.0]
+    clock.now += 1
+    assert limiter.take("m") == 1.0
+    clock.now += 1000
+    assert [limiter.take("m") for _ in range(4)] == [0.0, 0.0, 0.0, 2.0]
+    assert limiter.take("unlimited") == 0.0
+
+
+def test_default_limits_cover_the_methods_that_spend() -> None:
+    assert set(DEFAULT_CALL_LIMITS) == {RPC_SEND_TEXT, RPC_SET_LANGUAGE, RPC_SET_FAQS}
+
+
+async def test_refused_payloads_spend_no_budget(conversation: FakeConversation) -> None:
+    registrar = limited_registrar(conversation, FakeClock())
+    for _ in range(10):
+        err = await error_of(registrar, RPC_SEND_TEXT, {"text": ""})
+        assert err.code == RpcErrorCode.INVALID_PAYLOAD
+    assert await call(registrar, RPC_SEND_TEXT, {"text": "one"}) == '{"ok":true}'
+    assert await call(registrar, RPC_SEND_TEXT, {"text": "two"}) == '{"ok":true}'

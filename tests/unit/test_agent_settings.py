@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.settings import STANDIN_BASE_URL, Settings, SettingsError, load_settings
+from agent.settings import Settings, SettingsError, load_settings
 
 pytestmark = pytest.mark.unit
 
@@ -17,17 +17,21 @@ def _settings(**values: object) -> Settings:
     return load_settings(_env_file=None, **values)
 
 
-def test_no_key_and_no_base_url_uses_the_offline_standin() -> None:
-    settings = _settings()
-    assert settings.uses_standin
-    assert settings.provider_base_url == STANDIN_BASE_URL
-    assert settings.provider_api_key  # a dummy: the OpenAI client refuses an empty key
-    assert "stand-in" in settings.describe_providers()
+def test_no_key_and_no_base_url_is_a_missing_provider_naming_both_variables() -> None:
+    problem = _settings().missing_provider()
+    assert problem is not None
+    assert "OPENAI_API_KEY" in problem
+    assert "OPENAI_BASE_URL" in problem
+    assert "\n" not in problem
+
+
+def test_a_key_or_a_base_url_is_a_provider() -> None:
+    assert _settings(openai_api_key="sk-x").missing_provider() is None
+    assert _settings(openai_base_url="http://127.0.0.1:1/v1").missing_provider() is None
 
 
 def test_a_key_means_openai_with_no_code_change() -> None:
     settings = _settings(openai_api_key="sk-secret-value")
-    assert not settings.uses_standin
     assert settings.provider_base_url is None
     assert settings.provider_api_key == "sk-secret-value"
     assert "sk-secret-value" not in settings.describe_providers()

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Callable
+from typing import cast
 
 import pytest
+from livekit import rtc
 
-from agent.user import choose_metadata
+from agent.user import choose_metadata, wait_for_user
 from common.metadata import Faq
 
 pytestmark = pytest.mark.unit
@@ -59,3 +63,44 @@ def test_invalid_fields_default_and_are_named(
     assert choice.metadata.language == language
     assert len(choice.metadata.faqs) == faq_count
     assert any(problem in p for p in choice.problems), choice.problems
+
+
+class FakeParticipant:
+    def __init__(self, identity: str, kind: int) -> None:
+        self.identity = identity
+        self.kind = kind
+
+
+class FakeRoom:
+    """What `wait_for_user` uses of `rtc.Room`: the participants and the join event."""
+
+    def __init__(self) -> None:
+        self.remote_participants: dict[str, FakeParticipant] = {}
+        self.handlers: dict[str, Callable[[FakeParticipant], None]] = {}
+
+    def on(self, event: str, handler: Callable[[FakeParticipant], None]) -> None:
+        self.handlers[event] = handler
+
+    def off(self, event: str, handler: Callable[[FakeParticipant], None]) -> None:
+        del self.handlers[event]
+
+    def join(self, participant: FakeParticipant) -> None:
+        self.remote_participants[participant.identity] = participant
+        self.handlers["participant_connected"](participant)
+
+
+async def test_wait_for_user_gives_up_after_the_timeout() -> None:
+    room = FakeRoom()
+    assert await wait_for_user(cast(rtc.Room, room), timeout=0.01) is None
+    assert room.handlers == {}
+
+
+async def test_wait_for_user_returns_the_user_not_an_agent() -> None:
+    room = FakeRoom()
+    agent = FakeParticipant("agent-1", rtc.ParticipantKind.PARTICIPANT_KIND_AGENT)
+    user = FakeParticipant("user-1", rtc.ParticipantKind.PARTICIPANT_KIND_STANDARD)
+    waiting = asyncio.ensure_future(wait_for_user(cast(rtc.Room, room), timeout=30))
+    await asyncio.sleep(0)
+    room.join(agent)
+    room.join(user)
+    assert await waiting is user

@@ -10,13 +10,16 @@ from pydantic import ValidationError
 
 from common.metadata import (
     MAX_ANSWER_CHARS,
+    MAX_FAQ_SET_BYTES,
     MAX_FAQS,
     MAX_METADATA_BYTES,
     Faq,
     SessionMetadata,
     clean_text,
+    faq_set_bytes,
     parse_metadata_lenient,
 )
+from common.protocol import MAX_RPC_PAYLOAD_BYTES, SetFaqsPayload
 
 pytestmark = pytest.mark.unit
 
@@ -64,7 +67,29 @@ def test_metadata_total_size_is_bounded() -> None:
     faqs = [{"question": "q" * 300, "answer": "é" * 1500} for _ in range(10)]
     with pytest.raises(ValidationError) as err:
         SessionMetadata.model_validate({"faqs": faqs})
-    assert f"at most {MAX_METADATA_BYTES}" in str(err.value)
+    assert f"at most {MAX_FAQ_SET_BYTES}" in str(err.value)
+
+
+def _faq_set_of_size(size: int) -> list[Faq]:
+    """FAQs whose compact JSON is exactly `size` bytes."""
+    faqs = [Faq(question="q" * 300, answer="a" * 1500) for _ in range(8)]
+    rest = size - faq_set_bytes(faqs) - len(',{"question":"q","answer":""}')
+    return [*faqs, Faq(question="q", answer="a" * rest)]
+
+
+def test_one_faq_size_rule_for_token_metadata_and_set_faqs() -> None:
+    largest = _faq_set_of_size(MAX_FAQ_SET_BYTES)
+    assert faq_set_bytes(largest) == MAX_FAQ_SET_BYTES
+    metadata = SessionMetadata(language="pt-BR", faqs=largest)
+    assert len(metadata.to_json().encode()) <= MAX_METADATA_BYTES
+    payload = SetFaqsPayload(faqs=largest).model_dump_json()
+    assert len(payload.encode()) <= MAX_RPC_PAYLOAD_BYTES
+    assert SetFaqsPayload.model_validate_json(payload).faqs == largest
+    too_big = [f.model_dump() for f in _faq_set_of_size(MAX_FAQ_SET_BYTES + 1)]
+    with pytest.raises(ValidationError):
+        SessionMetadata.model_validate({"faqs": too_big})
+    with pytest.raises(ValidationError):
+        SetFaqsPayload.model_validate({"faqs": too_big})
 
 
 def test_clean_text_drops_control_characters_but_keeps_newlines() -> None:

@@ -12,11 +12,13 @@ import jwt
 import pytest
 from fastapi.testclient import TestClient
 from livekit.api import TokenVerifier
+from token_server_fakes import FakeRooms
 
 from common.languages import supported_codes
-from common.metadata import MAX_FAQS, SessionMetadata
+from common.metadata import MAX_FAQ_SET_BYTES, MAX_FAQS, SessionMetadata
 from token_server import create_app, load_settings
 from token_server.app import MAX_BODY_BYTES
+from token_server.rooms import ROOM_MAX_PARTICIPANTS
 from token_server.settings import Settings
 
 pytestmark = pytest.mark.unit
@@ -43,7 +45,7 @@ def make_settings(**overrides: Any) -> Settings:
 
 @pytest.fixture
 def client() -> Iterator[TestClient]:
-    with TestClient(create_app(make_settings())) as c:
+    with TestClient(create_app(make_settings(), rooms=FakeRooms())) as c:
         yield c
 
 
@@ -99,7 +101,7 @@ def test_token_grants_are_minimal(client: TestClient) -> None:
     assert "sip" not in claims
 
 
-def test_token_carries_metadata_and_agent_dispatch(client: TestClient) -> None:
+def test_token_carries_metadata_and_no_room_config(client: TestClient) -> None:
     meta = {"language": "es_mx", "faqs": [{"question": "  ¿Horario? ", "answer": "9 a 5"}]}
     token = post(client, {**GOOD, "metadata": meta}).json()["token"]
     claims = TokenVerifier(API_KEY, SECRET).verify(token)
@@ -109,33 +111,90 @@ def test_token_carries_metadata_and_agent_dispatch(client: TestClient) -> None:
         "faqs": [{"question": "¿Horario?", "answer": "9 a 5"}],
     }
     assert claims.metadata == expected
-    assert claims.room_config is not None
-    dispatches = list(claims.room_config.agents)
-    assert len(dispatches) == 1
-    assert dispatches[0].agent_name == "avatar-agent"
-    assert dispatches[0].metadata == expected
+    # A room configuration would re-create the room (and the agent) whenever the token is reused.
+    assert claims.room_config is None
 
 
 @pytest.mark.parametrize("body", [GOOD, {**GOOD, "metadata": None}])
-def test_token_metadata_optional_defaults(client: TestClient, body: dict[str, Any]) -> None:
-    token = post(client, body).json()["token"]
+def test_token_metadata_optional_defaults(body: dict[str, Any]) -> None:
+    rooms = FakeRooms()
+    with TestClient(create_app(make_settings(), rooms=rooms)) as c:
+        token = post(c, body).json()["token"]
     claims = TokenVerifier(API_KEY, SECRET).verify(token)
     assert json.loads(claims.metadata) == {"language": "en", "faqs": []}
-    assert claims.room_config is not None
-    assert claims.room_config.agents[0].metadata == claims.metadata
+    assert rooms.created[0].agents[0].metadata == claims.metadata
 
 
 def test_token_ttl_and_agent_name_from_settings() -> None:
     settings = make_settings(token_ttl_seconds=120, agent_name="custom-agent")
-    with TestClient(create_app(settings)) as c:
+    rooms = FakeRooms()
+    with TestClient(create_app(settings, rooms=rooms)) as c:
         body = post(c, GOOD).json()
     claims = claims_of(body["token"])
     assert claims["exp"] - claims["nbf"] == 120
-    assert claims["roomConfig"]["agents"][0]["agentName"] == "custom-agent"
+    assert [d.agent_name for d in rooms.created[0].agents] == ["custom-agent"]
+
+
+# --- one session per room ------------------------------------------------------------------------
+
+
+def test_token_creates_the_room_with_the_agent_and_caps() -> None:
+    meta = {"language": "fr", "faqs": [{"question": "Q?", "answer": "A."}]}
+    rooms = FakeRooms()
+    with TestClient(create_app(make_settings(), rooms=rooms)) as c:
+        assert post(c, {**GOOD, "metadata": meta}).status_code == 200
+    [request] = rooms.created
+    assert request.name == GOOD["room"]
+    assert [(d.agent_name, d.metadata) for d in request.agents] == [
+        ("avatar-agent", SessionMetadata.model_validate(meta).to_json())
+    ]
+    # livekit-server does not count agents: 1 is the user, the agent comes on top.
+    assert request.max_participants == ROOM_MAX_PARTICIPANTS == 1
+    assert 0 < request.departure_timeout <= 30
+    assert 0 < request.empty_timeout <= 120
+
+
+def test_token_for_existing_room_is_409_naming_the_room() -> None:
+    rooms = FakeRooms(existing={GOOD["room"]})
+    with TestClient(create_app(make_settings(), rooms=rooms)) as c:
+        r = post(c, GOOD)
+        assert r.status_code == 409
+        assert r.headers["cache-control"] == "no-store"
+        assert GOOD["room"] in r.json()["detail"]
+        assert "new room" in r.json()["detail"]
+    assert rooms.created == []
+
+
+def test_second_token_for_same_room_is_409_whatever_the_identity() -> None:
+    rooms = FakeRooms(remember=True)
+    with TestClient(create_app(make_settings(), rooms=rooms)) as c:
+        assert post(c, GOOD).status_code == 200
+        assert post(c, GOOD).status_code == 409
+        assert post(c, {**GOOD, "identity": "someone-else"}).status_code == 409
+    assert len(rooms.created) == 1
+
+
+def test_room_service_down_is_503_and_no_token() -> None:
+    rooms = FakeRooms()
+    rooms.unavailable = True
+    with TestClient(create_app(make_settings(), rooms=rooms)) as c:
+        r = post(c, GOOD)
+    assert r.status_code == 503
+    assert "token" not in r.json()
+    assert "LiveKit" in r.json()["detail"]
+
+
+def test_room_directory_closed_on_shutdown() -> None:
+    rooms = FakeRooms()
+    with TestClient(create_app(make_settings(), rooms=rooms)):
+        pass
+    assert rooms.closed
 
 
 def test_token_room_prefix_from_settings() -> None:
-    with TestClient(create_app(make_settings(room_prefix=None, vite_room_prefix="vp"))) as c:
+    with TestClient(
+        create_app(make_settings(room_prefix=None, vite_room_prefix="vp"), rooms=FakeRooms())
+    ) as c:
         assert post(c, {**GOOD, "room": "vp-1"}).status_code == 200
         assert errors_at(post(c, GOOD)) == [["body", "room"]]
 
@@ -203,17 +262,17 @@ def test_token_unknown_language_lists_supported(client: TestClient) -> None:
 
 def test_token_faq_limits_inclusive(client: TestClient) -> None:
     faq = {"question": "q" * 300, "answer": "a" * 1500}
-    # Eight full-size FAQs fit in 16 KiB; fifty tiny ones too.
+    # Eight full-size FAQs fit in MAX_FAQ_SET_BYTES; fifty tiny ones too.
     assert post(client, {**GOOD, "metadata": {"faqs": [faq] * 8}}).status_code == 200
     tiny = {"question": "q", "answer": "a"}
     assert post(client, {**GOOD, "metadata": {"faqs": [tiny] * MAX_FAQS}}).status_code == 200
 
 
-def test_token_metadata_over_16_kib_refused(client: TestClient) -> None:
+def test_token_faq_set_over_the_shared_size_rule_refused(client: TestClient) -> None:
     faq = {"question": "q" * 300, "answer": "a" * 1500}
-    r = post(client, {**GOOD, "metadata": {"faqs": [faq] * 10}})
-    assert ["body", "metadata"] in errors_at(r)
-    assert "16384" in r.json()["detail"][0]["msg"]
+    r = post(client, {**GOOD, "metadata": {"faqs": [faq] * 9}})
+    assert ["body", "metadata", "faqs"] in errors_at(r)
+    assert str(MAX_FAQ_SET_BYTES) in r.json()["detail"][0]["msg"]
 
 
 def test_token_faq_text_is_trimmed_before_limits(client: TestClient) -> None:
@@ -325,7 +384,7 @@ def test_cors_refuses_other_origins(client: TestClient) -> None:
 
 def test_cors_origins_from_settings() -> None:
     settings = make_settings(cors_origins="https://app.example")
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(settings, rooms=FakeRooms())) as c:
         r = post(c, GOOD, headers={"origin": "https://app.example"})
         assert r.headers["access-control-allow-origin"] == "https://app.example"
         r = post(c, GOOD, headers={"origin": "http://127.0.0.1:5173"})
@@ -337,7 +396,9 @@ def test_cors_origins_from_settings() -> None:
 
 @pytest.fixture
 def locked_client() -> Iterator[TestClient]:
-    with TestClient(create_app(make_settings(token_server_api_key="backend-shared-key"))) as c:
+    with TestClient(
+        create_app(make_settings(token_server_api_key="backend-shared-key"), rooms=FakeRooms())
+    ) as c:
         yield c
 
 

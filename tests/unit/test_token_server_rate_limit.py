@@ -6,8 +6,10 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from token_server_fakes import FakeRooms
 
 from token_server import create_app, load_settings
+from token_server.deps import rate_limit_key
 from token_server.rate_limit import RateLimiter
 
 pytestmark = pytest.mark.unit
@@ -31,7 +33,9 @@ def make_app(per_minute: int, clock: FakeClock, **overrides: Any) -> Any:
         _env_file=None,
         **overrides,
     )
-    return create_app(settings, rate_limiter=RateLimiter(per_minute, clock=clock))
+    return create_app(
+        settings, rate_limiter=RateLimiter(per_minute, clock=clock), rooms=FakeRooms()
+    )
 
 
 def test_limiter_allows_burst_then_refills() -> None:
@@ -117,3 +121,36 @@ def test_forwarded_for_used_when_trusted() -> None:
         assert again.status_code == 429
         other = c.post("/api/token", json=GOOD, headers={"x-forwarded-for": "2.2.2.2"})
         assert other.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
+        ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+        ("::ffff:203.0.113.7", "203.0.113.7"),
+        ("unknown", "unknown"),
+    ],
+)
+def test_rate_limit_key_is_ipv4_address_or_ipv6_64(address: str, key: str) -> None:
+    assert rate_limit_key(address) == key
+
+
+def test_rotating_ipv6_addresses_in_one_64_share_a_bucket() -> None:
+    clock = FakeClock()
+    app = make_app(3, clock, trust_proxy_headers=True)
+    body = {"room": "avatar-a1", "identity": "u"}
+    with TestClient(app) as client:
+        codes = [
+            client.post(
+                "/api/token", json=body, headers={"x-forwarded-for": f"2001:db8:7:7::{n:x}"}
+            ).status_code
+            for n in range(1, 6)
+        ]
+        other = client.post(
+            "/api/token", json=body, headers={"x-forwarded-for": "2001:db8:7:8::1"}
+        ).status_code
+    assert codes == [200, 200, 200, 429, 429]
+    assert other == 200

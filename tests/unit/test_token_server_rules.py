@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
+from token_server_fakes import FakeRooms
 
 from token_server import create_app, load_settings
 from token_server.models import TokenRequest, room_error, room_pattern
@@ -32,7 +33,8 @@ _CLIENT = TestClient(
             room_prefix="avatar",
             rate_limit_per_minute=100_000,
             _env_file=None,
-        )
+        ),
+        rooms=FakeRooms(),
     )
 )
 _FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -13,6 +13,7 @@ import pytest
 import schemathesis
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
+from token_server_fakes import FakeRooms
 
 from token_server import create_app, load_settings
 
@@ -24,7 +25,8 @@ _APP = create_app(
         livekit_api_secret="fuzz-secret-0123456789-abcdefghijkl",
         rate_limit_per_minute=100_000,
         _env_file=None,
-    )
+    ),
+    rooms=FakeRooms(),
 )
 _CONFIG = SchemathesisConfig.from_dict(
     {
