@@ -1,5 +1,5 @@
 # The two README commands: `make dev` runs the whole stack, `make test` runs every test.
-.PHONY: dev test lint fmt bootstrap bench bench-join bench-state-rpc bench-voice bench-capacity bench-tokens bench-report
+.PHONY: dev test lint fmt bootstrap bench bench-join bench-state-rpc bench-voice bench-eot bench-capacity bench-tokens bench-report
 
 dev:
 	bash scripts/bootstrap.sh
@@ -28,6 +28,9 @@ bench-state-rpc: bootstrap
 bench-voice: bootstrap
 	.venv/bin/python -m bench.voice_turn
 
+bench-eot: bootstrap
+	.venv/bin/python -m bench.eot_sweep
+
 bench-capacity: bootstrap
 	.venv/bin/python -m bench.capacity
 
@@ -37,4 +40,4 @@ bench-tokens: bootstrap
 bench-report: bootstrap
 	.venv/bin/python -m bench.report
 
-bench: bench-join bench-state-rpc bench-voice bench-capacity bench-tokens bench-report
+bench: bench-join bench-state-rpc bench-voice bench-eot bench-capacity bench-tokens bench-report

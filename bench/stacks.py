@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
-from common.metadata import SessionMetadata
+from common.metadata import Faq, SessionMetadata
 from devstack.paths import REPO_ROOT
 from devstack.ports import free_tcp_port
 from devstack.service import Service, log_contains
@@ -48,14 +49,14 @@ def bench_agent_service(
     )
 
 
-def direct_user(stack: Stack, agent_name: str) -> SimulatedUser:
+def direct_user(stack: Stack, agent_name: str, faqs: Sequence[Faq] = FAQS) -> SimulatedUser:
     """A user with a token minted here (as the token server does) dispatching `agent_name`."""
     issued = mint_token(
         api_key=stack.api_key,
         api_secret=stack.api_secret,
         room=new_room_name(),
         identity=new_identity(),
-        metadata=SessionMetadata(language="en", faqs=list(FAQS)),
+        metadata=SessionMetadata(language="en", faqs=list(faqs)),
         agent_name=agent_name,
         ttl=timedelta(hours=1),
     )
