@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="standin", summary="Offline OpenAI-compatible stand-in", lifespan=lifespan)
     app.state.settings = settings
     app.state.faults = FaultInjector()
-    app.state.recogniser_factory = PocketsphinxFactory()
+    app.state.recogniser_factory = PocketsphinxFactory(settings.stt_concurrency)
     app.state.realtime_sessions = RealtimeSessions()
     install_error_handlers(app)
     for module in (chat, transcriptions, realtime, speech, models, admin):

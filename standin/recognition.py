@@ -10,6 +10,8 @@ partial hypothesis fits (pocketsphinx here; a Whisper engine can re-decode its b
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from typing import Protocol
 
 from pocketsphinx import Decoder
@@ -17,6 +19,7 @@ from pocketsphinx import Decoder
 from .stt import HintedDecoder
 
 __all__ = [
+    "BatchPass",
     "PocketsphinxFactory",
     "PocketsphinxStream",
     "RecogniserFactory",
@@ -63,46 +66,88 @@ class RecogniserFactory(Protocol):
         ...
 
 
+class BatchPass:
+    """Whole-utterance decoders shared by every connection (thread-safe, made on demand).
+
+    The final is a second pass over the utterance with batch normalisation, as accurate as
+    the upload endpoint; the live pass is less sure of the last words at the utterance's end.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._free: queue.Queue[HintedDecoder] = queue.Queue()
+        self._size = size
+        self._made = 0
+        self._lock = threading.Lock()
+
+    def _take(self) -> HintedDecoder:
+        with self._lock:
+            if self._free.empty() and self._made < self._size:
+                self._made += 1
+                return HintedDecoder()
+        return self._free.get()
+
+    def recognize(self, pcm: bytes, prompt: str | None) -> str:
+        decoder = self._take()
+        try:
+            return decoder.recognize(pcm, prompt)
+        finally:
+            self._free.put(decoder)
+
+
 class PocketsphinxStream:
-    """pocketsphinx's decoder fed chunk by chunk (`process_raw` without `full_utt`)."""
+    """pocketsphinx's decoder fed chunk by chunk (`process_raw` without `full_utt`) for the
+    partials; the final is a batch second pass over the utterance's audio."""
 
     sample_rate = 16000
 
-    def __init__(self, decoders: HintedDecoder) -> None:
+    def __init__(self, decoders: HintedDecoder, final_pass: BatchPass) -> None:
         self._decoders = decoders
+        self._final_pass = final_pass
         self._prompt: str | None = None
+        self._utterance_prompt: str | None = None
         self._active: Decoder | None = None
+        self._audio = bytearray()
 
     def set_prompt(self, prompt: str | None) -> None:
         self._prompt = prompt
 
     def accept(self, pcm: bytes) -> str:
         if self._active is None:
+            self._utterance_prompt = self._prompt
             self._active = self._decoders.decoder_for(self._prompt)
             self._active.start_utt()
+        self._audio += pcm
         self._active.process_raw(pcm, no_search=False, full_utt=False)
         hyp = self._active.hyp()
         return hyp.hypstr.strip() if hyp is not None else ""
 
     def finish(self) -> str:
         decoder, self._active = self._active, None
+        audio, self._audio = bytes(self._audio), bytearray()
         if decoder is None:
             return ""
         decoder.end_utt()
-        hyp = decoder.hyp()
-        return hyp.hypstr.strip() if hyp is not None else ""
+        if len(audio) < self.sample_rate // 10:  # under 50 ms: nothing to hear
+            return ""
+        return self._final_pass.recognize(audio, self._utterance_prompt)
 
     def close(self) -> None:
         if self._active is not None:
             self._active.end_utt()
             self._active = None
+        self._audio = bytearray()
 
 
 class PocketsphinxFactory:
-    """A decoder set per connection (~0.5 s to load, once, when its first audio arrives)."""
+    """A live decoder set per connection (~0.5 s and ~90 MB, loaded when its first speech
+    arrives); the final pass shares `final_decoders` batch decoders among all connections."""
+
+    def __init__(self, final_decoders: int = 2) -> None:
+        self._final_pass = BatchPass(final_decoders)
 
     def open(self) -> PocketsphinxStream:
-        return PocketsphinxStream(HintedDecoder(STREAMING_DECODER_OPTIONS, STREAMING_HINT_OPTIONS))
+        live = HintedDecoder(STREAMING_DECODER_OPTIONS, STREAMING_HINT_OPTIONS)
+        return PocketsphinxStream(live, self._final_pass)
 
 
 def stable_words(previous: str, current: str) -> list[str]:

@@ -303,6 +303,7 @@ async def test_realtime_injected_stt_fault_is_an_error_event(
         admin = standin.url.removesuffix("/v1") + "/admin/faults"
         resp = await http.post(admin, json={"target": "stt", "mode": "error", "count": 1})
         assert resp.status == 200
+    await socket.send(session_update(transcription={"prompt": HINT}))
     await socket.speak(speech_pcm(QUESTION))
     await socket.send({"type": "input_audio_buffer.commit"})
     error = await socket.next("error")
