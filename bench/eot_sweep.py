@@ -22,7 +22,9 @@ configuration's p50 latency against its false cut-off rate, the chosen defaults 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import math
 import os
 import random
 import shutil
@@ -182,6 +184,16 @@ async def run_config(
     return {"config": asdict(config), "label": config.label, "turns": rows, "load_1min": load}
 
 
+def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson interval of a proportion: honest for the small counts of a sweep."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = hits / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (round(max(0.0, centre - half), 3), round(min(1.0, centre + half), 3))
+
+
 def score(result: dict[str, Any], planned: int) -> dict[str, Any]:
     rows = result["turns"]
     paused = [r for r in rows if r["kind"] == "paused"]
@@ -198,6 +210,7 @@ def score(result: dict[str, Any], planned: int) -> dict[str, Any]:
         "failed_turns": planned - len(rows) + sum(r["failed"] for r in rows),
         "paused_turns": len(paused),
         "false_cutoff_rate": round(len(cut) / len(paused), 3) if paused else None,
+        "false_cutoff_ci95": wilson(len(cut), len(paused)),
         "false_cutoff_by_pause_ms": by_pause,
         "latency_ms": summarize(latencies),
         "latency_complete_ms": summarize(complete),
@@ -236,13 +249,16 @@ def plot(results: list[dict[str, Any]], chosen: int | None, path: Path, caption:
         p95 = s["latency_ms"].get("p95")
         if p95 is not None:
             ax.plot([x, x], [p50, p95], color="grey", linewidth=0.8)
+        low, high = s.get("false_cutoff_ci95", (None, None))
+        if low is not None and high is not None:
+            ax.plot([100 * low, 100 * high], [p50, p50], color="grey", linewidth=0.6, alpha=0.6)
         ax.annotate(r["label"] + ("  (chosen)" if i == chosen else ""), (x, p50),
                     textcoords="offset points", xytext=(6, 4), fontsize=7)  # fmt: skip
     ax.scatter([], [], marker="o", color="tab:blue", label="turn detector model")
     ax.scatter([], [], marker="s", color="tab:orange", label="VAD only")
     ax.axvline(10, color="red", linestyle=":", linewidth=1, label="10 % budget")
-    ax.set_xlabel("false cut-offs on the mid-sentence-pause set, %")
-    ax.set_ylabel("end of speech -> first agent audio, ms (p50; line to p95)")
+    ax.set_xlabel("false cut-offs on the mid-sentence-pause set, % (line: 95% Wilson interval)")
+    ax.set_ylabel("end of speech -> first agent audio, ms (p50; line up to p95)")
     ax.set_title("End-of-turn settings: latency against false cut-offs")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
@@ -250,6 +266,50 @@ def plot(results: list[dict[str, Any]], chosen: int | None, path: Path, caption:
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def rescore(results_dir: Path, max_cutoff: float) -> None:
+    """Apply the current scoring and plot to a finished run (its machine facts kept)."""
+    path = results_dir / f"{NAME}.json"
+    body = json.loads(path.read_text())
+    results = body["data"]["results"]
+    planned = len(body["parameters"]["turn_set"]) * body["parameters"]["reps"]
+    for r in results:
+        r["score"] = score(r, planned)
+    chosen = choose(results, max_cutoff)
+    body["data"]["chosen"] = chosen
+    body["summary"] = summary_rows(results, chosen)
+    m = body["machine"]
+    commit = (m.get("git_commit") or "?")[:10] + ("+dirty" if m.get("git_dirty") else "")
+    caption = f"{m['date']} · {commit} · {m['nproc']} CPU · load {m['load_avg_start']}"
+    plot(results, chosen, results_dir / f"{NAME}.png", caption)
+    path.write_text(json.dumps(body, indent=1, default=str) + "\n")
+    for row in body["summary"]:
+        print(f"{row['metric']}: {row['value']}  {row['note']}")
+
+
+def summary_rows(results: list[dict[str, Any]], chosen: int | None) -> list[dict[str, Any]]:
+    rows = []
+    for i, r in enumerate(results):
+        s = r["score"]
+        rate = s["false_cutoff_rate"]
+        low, high = s.get("false_cutoff_ci95", (0.0, 1.0))
+        rows.append(
+            {
+                "metric": r["label"] + ("  <- chosen" if i == chosen else ""),
+                "value": f"p50 {s['latency_ms'].get('p50') or float('nan'):.0f} / "
+                f"p95 {s['latency_ms'].get('p95') or float('nan'):.0f} ms",
+                "baseline": "",
+                "note": (
+                    f"false cut-offs {100 * rate:.0f} % [{100 * low:.0f}, {100 * high:.0f}]"
+                    f" by pause {s['false_cutoff_by_pause_ms']}"
+                    if rate is not None
+                    else "no paused turns"
+                )
+                + f"; {s['failed_turns']} failed; load {s['load_1min_mean']}",
+            }
+        )
+    return rows
 
 
 def main() -> None:
@@ -260,8 +320,15 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--reps", type=int, default=1, help="passes over the set per config")
     parser.add_argument("--max-cutoff", type=float, default=0.10, help="false cut-off budget")
+    parser.add_argument(
+        "--rescore", action="store_true",
+        help="re-score, re-choose and re-draw the existing result JSON (no new turns)",
+    )  # fmt: skip
     args = parser.parse_args()
     setup_logging(args.verbose)
+    if args.rescore:
+        rescore(args.results_dir, args.max_cutoff)
+        return
     rng = random.Random(args.seed)
     configs: list[EotConfig] = args.config or list(DEFAULT_GRID)
     turns = build_turn_set(CACHE_DIR / "eot-turns")
@@ -296,20 +363,7 @@ def main() -> None:
             results.append(out)
     chosen = choose(results, args.max_cutoff)
     result.data = {"results": results, "chosen": chosen}
-    for i, r in enumerate(results):
-        s = r["score"]
-        rate = s["false_cutoff_rate"]
-        result.row(
-            r["label"] + ("  <- chosen" if i == chosen else ""),
-            f"p50 {s['latency_ms'].get('p50') or float('nan'):.0f} / "
-            f"p95 {s['latency_ms'].get('p95') or float('nan'):.0f} ms",
-            note=(
-                f"false cut-offs {100 * rate:.0f} % ({s['false_cutoff_by_pause_ms']})"
-                if rate is not None
-                else "no paused turns"
-            )
-            + f"; {s['failed_turns']} failed; load {s['load_1min_mean']}",
-        )
+    result.summary = summary_rows(results, chosen)
     result.finish(lambda path, caption: plot(results, chosen, path, caption))
 
 

@@ -55,3 +55,29 @@ def test_git_state_names_the_commit_and_dirtiness() -> None:
     state = git_state()
     assert state["git_commit"] is None or len(state["git_commit"]) == 40
     assert state["git_dirty"] in (True, False, None)
+
+
+def _turn(kind: str, cut: bool, latency: float | None, failed: bool = False) -> dict[str, object]:
+    return {"kind": kind, "pause_ms": 500 if kind == "paused" else 0, "cut_off": cut,
+            "latency_ms": latency, "failed": failed, "answered_expected": True}  # fmt: skip
+
+
+def test_eot_score_counts_cutoffs_on_paused_turns_and_chooses_the_fastest_within_budget() -> None:
+    from bench.eot_sweep import choose, score, wilson
+
+    careful = {"turns": [_turn("paused", False, 1500.0)] * 10 + [_turn("complete", False, 1400.0)],
+               "load_1min": [1.0]}  # fmt: skip
+    hasty = {"turns": [_turn("paused", True, None)] * 3 + [_turn("paused", False, 800.0)] * 7,
+             "load_1min": []}  # fmt: skip
+    lost = {"turns": [_turn("paused", False, 700.0)] * 9 + [_turn("paused", False, None, True)],
+            "load_1min": []}  # fmt: skip
+    results = [{"score": score(r, 11)} for r in (careful, hasty, lost)]
+    assert results[0]["score"]["false_cutoff_rate"] == 0.0
+    assert results[1]["score"]["false_cutoff_rate"] == 0.3
+    assert results[1]["score"]["latency_ms"]["n"] == 7  # cut-off turns have no latency
+    assert results[2]["score"]["failed_turns"] == 2  # one lost, one never run
+    # `hasty` is fast but over budget, `lost` is fastest but failed turns: `careful` wins.
+    assert choose(results, 0.10) == 0
+    low, high = wilson(0, 15)
+    assert low == 0.0
+    assert 0.15 < high < 0.25
