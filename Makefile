@@ -1,6 +1,6 @@
 # The two README commands: `make dev` runs the whole stack, `make test` runs every test (CI).
 # The inner loop: `make unit` (lint + unit tests, no servers); `make e2e`, `make browser`: one tier.
-.PHONY: dev dev-cluster test unit e2e browser lint fmt bootstrap bench bench-join bench-state-rpc bench-voice bench-capacity bench-tokens bench-report
+.PHONY: dev dev-cluster test unit e2e browser lint fmt bootstrap bench bench-join bench-state-rpc bench-voice bench-eot bench-capacity bench-tokens bench-report
 
 dev:
 	bash scripts/bootstrap.sh
@@ -46,6 +46,9 @@ bench-state-rpc: bootstrap
 bench-voice: bootstrap
 	.venv/bin/python -m bench.voice_turn
 
+bench-eot: bootstrap
+	.venv/bin/python -m bench.eot_sweep
+
 bench-capacity: bootstrap
 	.venv/bin/python -m bench.capacity
 
@@ -55,4 +58,4 @@ bench-tokens: bootstrap
 bench-report: bootstrap
 	.venv/bin/python -m bench.report
 
-bench: bench-join bench-state-rpc bench-voice bench-capacity bench-tokens bench-report
+bench: bench-join bench-state-rpc bench-voice bench-eot bench-capacity bench-tokens bench-report

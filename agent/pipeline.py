@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from livekit.agents import NOT_GIVEN, AgentSession, APIConnectOptions, NotGivenOr, inference, vad
 from livekit.agents.voice.agent_session import SessionConnectOptions
-from livekit.agents.voice.turn import TurnDetectionMode, TurnHandlingOptions
+from livekit.agents.voice.turn import EndpointingOptions, TurnDetectionMode, TurnHandlingOptions
 from livekit.plugins import openai
 
 from common.languages import Language
@@ -29,6 +29,7 @@ __all__ = [
     "OpenAIPipeline",
     "build_session",
     "build_turn_detector",
+    "endpointing_options",
     "provider_connect_options",
     "stt_vocabulary_hint",
 ]
@@ -69,16 +70,24 @@ class OpenAIPipeline:
 
     @classmethod
     def create(
-        cls, settings: Settings, language: Language, faqs: Sequence[Faq] = ()
+        cls,
+        settings: Settings,
+        language: Language,
+        faqs: Sequence[Faq] = (),
+        vad_model: vad.VAD | None = None,
     ) -> OpenAIPipeline:
         base_url: NotGivenOr[str] = settings.provider_base_url or NOT_GIVEN
         api_key = settings.provider_api_key
         return cls(
             stt=openai.STT(
-                model=settings.stt_model,
+                model=settings.resolved_stt_model,
                 language=language.stt_language,
                 prompt=stt_vocabulary_hint(faqs),
-                use_realtime=False,
+                use_realtime=settings.stt_realtime,
+                # Realtime-only models have no server endpointing: the plugin commits each
+                # utterance when this VAD hears it end. The session's own (prewarmed) model,
+                # so both agree on where speech ends; unset, the plugin would load a second.
+                vad=vad_model if vad_model is not None else NOT_GIVEN,
                 base_url=base_url,
                 api_key=api_key,
             ),
@@ -112,8 +121,10 @@ def provider_connect_options(settings: Settings) -> APIConnectOptions:
     )
 
 
-def build_turn_detector() -> TurnDetectionMode:
-    """The local audio end-of-turn model, or VAD when it cannot load (logged)."""
+def build_turn_detector(settings: Settings) -> TurnDetectionMode:
+    """The local audio end-of-turn model, or VAD when asked for or when it cannot load."""
+    if settings.agent_turn_detector == "vad":
+        return "vad"
     try:
         return inference.TurnDetector(version="v1-mini")
     except Exception as exc:
@@ -121,14 +132,24 @@ def build_turn_detector() -> TurnDetectionMode:
         return "vad"
 
 
+def endpointing_options(settings: Settings) -> EndpointingOptions:
+    """How long the agent waits after speech ends: min when the turn looks complete, else max."""
+    return {
+        "mode": "fixed",
+        "min_delay": settings.agent_endpointing_min_delay_seconds,
+        "max_delay": settings.agent_endpointing_max_delay_seconds,
+    }
+
+
 async def build_session(
     settings: Settings, language: Language, faqs: Sequence[Faq], vad_model: vad.VAD
 ) -> tuple[AgentSession[None], OpenAIPipeline]:
     # The HTTP clients build TLS contexts (~0.3 s of blocking work): off the job's event loop.
-    pipeline = await asyncio.to_thread(OpenAIPipeline.create, settings, language, faqs)
+    pipeline = await asyncio.to_thread(OpenAIPipeline.create, settings, language, faqs, vad_model)
     provider_conn = provider_connect_options(settings)
     turn_handling: TurnHandlingOptions = {
-        "turn_detection": build_turn_detector(),
+        "turn_detection": build_turn_detector(settings),
+        "endpointing": endpointing_options(settings),
         "interruption": {"enabled": True, "mode": "vad"},
         "preemptive_generation": {"enabled": True},
     }

@@ -12,13 +12,22 @@ import logging
 from functools import lru_cache
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common.validation import describe_settings_error
 
 __all__ = [
     "PLACEHOLDER_API_KEY",
+    "REALTIME_STT_MODEL",
+    "UPLOAD_STT_MODEL",
     "Settings",
     "SettingsError",
     "get_settings",
@@ -30,6 +39,12 @@ logger = logging.getLogger(__name__)
 # Sent to a base URL given without a key (the stand-in ignores it): the OpenAI client refuses
 # to start with none.
 PLACEHOLDER_API_KEY = "no-key"
+# OpenAI's streaming transcription model (realtime API only, client-committed: no server VAD)
+# and the default of the upload path.
+REALTIME_STT_MODEL = "gpt-realtime-whisper"
+UPLOAD_STT_MODEL = "gpt-4o-mini-transcribe"
+# Models OpenAI serves only on the realtime path (the plugin's list).
+REALTIME_ONLY_STT_MODELS = ("gpt-realtime-whisper", "gpt-live-transcribe")
 
 
 class SettingsError(RuntimeError):
@@ -66,7 +81,12 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
     llm_model: str = Field(default="gpt-4.1-mini", min_length=1)
-    stt_model: str = Field(default="gpt-4o-mini-transcribe", min_length=1)
+    # Unset: `gpt-realtime-whisper` on the realtime (streaming) path, `gpt-4o-mini-transcribe`
+    # on the upload-per-utterance path (STT_REALTIME=false).
+    stt_model: str | None = Field(default=None, min_length=1)
+    # Streaming recognition over the realtime WebSocket: text while the user speaks, the final
+    # ready when they stop. False: the whole utterance is uploaded after they stop.
+    stt_realtime: bool = True
     tts_model: str = Field(default="gpt-4o-mini-tts", min_length=1)
     # Per-attempt time limit of a provider call (the LLM's whole stream; the connect phase of
     # STT and TTS, whose read limit the plugin fixes at 30 s). Each call is tried 3 times, so a
@@ -76,6 +96,16 @@ class Settings(BaseSettings):
     # Session lifecycle. The token server creates the room and the agent joins at once: if no
     # user has joined after this many seconds, the agent leaves (and the room closes).
     agent_user_join_timeout_seconds: float = Field(default=60.0, gt=0)
+
+    # End of turn (chosen with bench/eot_sweep.py, see docs/latency.md). The VAD calls speech
+    # over after this much silence; then the turn detector's verdict makes the agent wait the
+    # minimum (turn looks complete) or the maximum delay (looks unfinished) before answering.
+    agent_vad_min_silence_seconds: float = Field(default=0.4, ge=0.05, le=3.0)
+    agent_endpointing_min_delay_seconds: float = Field(default=0.3, ge=0, le=10.0)
+    agent_endpointing_max_delay_seconds: float = Field(default=1.2, ge=0, le=10.0)
+    # `model`: the local end-of-turn model (turn-detector v1-mini); `vad`: silence alone.
+    agent_turn_detector: Literal["model", "vad"] = "model"
+
     agent_idle_timeout_seconds: float = Field(default=120.0, gt=0)
     agent_user_rejoin_grace_seconds: float = Field(default=20.0, ge=0)
 
@@ -99,6 +129,29 @@ class Settings(BaseSettings):
         if value is not None and value == info.data.get("agent_http_port"):
             raise ValueError("must differ from AGENT_HTTP_PORT (the health endpoint's port)")
         return value
+
+    @field_validator("agent_endpointing_max_delay_seconds")
+    @classmethod
+    def _max_not_below_min(cls, value: float, info: ValidationInfo) -> float:
+        low = info.data.get("agent_endpointing_min_delay_seconds")
+        if low is not None and value < low:
+            raise ValueError("must be at least AGENT_ENDPOINTING_MIN_DELAY_SECONDS")
+        return value
+
+    @model_validator(mode="after")
+    def _model_served_on_the_chosen_path(self) -> Settings:
+        if not self.stt_realtime and self.resolved_stt_model.startswith(REALTIME_ONLY_STT_MODELS):
+            raise ValueError(
+                f"STT_MODEL {self.resolved_stt_model} is served only over the realtime API; "
+                "set STT_REALTIME=true or choose a transcriptions model"
+            )
+        return self
+
+    @property
+    def resolved_stt_model(self) -> str:
+        if self.stt_model is not None:
+            return self.stt_model
+        return REALTIME_STT_MODEL if self.stt_realtime else UPLOAD_STT_MODEL
 
     @property
     def provider_base_url(self) -> str | None:
@@ -127,7 +180,7 @@ class Settings(BaseSettings):
         key = "set" if self.openai_api_key is not None else "not set (dummy key sent)"
         return (
             f"providers at {where} (API key {key}); llm={self.llm_model} "
-            f"stt={self.stt_model} tts={self.tts_model}"
+            f"stt={self.resolved_stt_model} (realtime {self.stt_realtime}) tts={self.tts_model}"
         )
 
 

@@ -42,7 +42,8 @@ VAD_KEY = "vad"
 
 def prewarm(proc: JobProcess) -> None:
     """Once per job process, before any job: the VAD model and every prompt file."""
-    proc.userdata[VAD_KEY] = silero.VAD.load()
+    silence = get_settings().agent_vad_min_silence_seconds
+    proc.userdata[VAD_KEY] = silero.VAD.load(min_silence_duration=silence)
     preload_prompts()
 
 

@@ -86,10 +86,14 @@ async def one_user(
     finally:
         states.close()
     missing = turns - len(samples)
+    never = Stamp.now()
     samples.extend(
-        TurnSample("(not reached)", speech_ended=Stamp.now(), first_audio=None, error="lost")
+        TurnSample(
+            "(not reached)", speech_started=never, speech_ended=never, first_audio=None,
+            error="lost",
+        )
         for _ in range(missing)
-    )
+    )  # fmt: skip
     return samples
 
 

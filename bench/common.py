@@ -10,6 +10,8 @@ import logging
 import os
 import platform
 import random
+import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,8 +40,10 @@ __all__ = [
     "TurnSample",
     "base_parser",
     "bootstrap_median_diff",
+    "git_state",
     "machine_info",
     "percentile",
+    "session_bootstrap",
     "setup_logging",
     "summarize",
     "voice_turn",
@@ -96,9 +100,30 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def machine_info() -> dict[str, Any]:
-    """Date, machine and versions, and the load average now (the run's start)."""
+def git_state() -> dict[str, Any]:
+    """The commit measured and whether the work tree differed from it (uncommitted changes)."""
+    root = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", *args], cwd=root, capture_output=True, text=True, timeout=10, check=True
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip()
+
+    status = git("status", "--porcelain", "--untracked-files=no")
     return {
+        "git_commit": git("rev-parse", "HEAD"),
+        "git_dirty": None if status is None else bool(status),
+    }
+
+
+def machine_info() -> dict[str, Any]:
+    """Date, machine, versions, git commit (+ dirty flag) and the load average now (the start)."""
+    return {
+        **git_state(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "nproc": os.cpu_count(),
         "cpu_model": _cpu_model(),
@@ -141,6 +166,41 @@ def summarize(values: Sequence[float], digits: int = 1) -> dict[str, float | int
     return out
 
 
+def session_bootstrap(
+    a: Sequence[Sequence[float]],
+    b: Sequence[Sequence[float]] | None,
+    rng: random.Random,
+    *,
+    q: float = 50,
+    rounds: int = 2000,
+) -> dict[str, float] | None:
+    """Percentile `q` of `a`'s turns (minus that of `b`'s when given) with a 95% interval that
+    resamples whole sessions: turns of one session share a room, a process and a moment of
+    machine load, so they are not independent and a turn-level bootstrap would be too narrow.
+    """
+    a = [s for s in a if s]
+    b = None if b is None else [s for s in b if s]
+    if not a or (b is not None and not b):
+        return None
+
+    def stat(sessions: Sequence[Sequence[float]]) -> float:
+        return percentile([v for s in sessions for v in s], q)
+
+    def estimate(xa: Sequence[Sequence[float]], xb: Sequence[Sequence[float]] | None) -> float:
+        return stat(xa) - (stat(xb) if xb is not None else 0.0)
+
+    draws = sorted(
+        estimate(rng.choices(a, k=len(a)), None if b is None else rng.choices(b, k=len(b)))
+        for _ in range(rounds)
+    )
+    return {
+        "value": round(estimate(a, b), 1),
+        "ci95_low": round(percentile(draws, 2.5), 1),
+        "ci95_high": round(percentile(draws, 97.5), 1),
+        "sessions": len(a) + (len(b) if b is not None else 0),
+    }
+
+
 def bootstrap_median_diff(
     a: Sequence[float], b: Sequence[float], rng: random.Random, rounds: int = 2000
 ) -> dict[str, float] | None:
@@ -176,6 +236,21 @@ class ResultFile:
     started: float = field(default_factory=time.monotonic)
     data: dict[str, Any] = field(default_factory=dict)
     summary: list[dict[str, Any]] = field(default_factory=list)
+    # The 1-minute load average every 10 s while the benchmark runs: the machine may be shared.
+    load_samples: list[tuple[float, float]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._stop_load = threading.Event()
+        thread = threading.Thread(target=self._sample_load, name="load-sampler", daemon=True)
+        thread.start()
+
+    def _sample_load(self) -> None:
+        while True:
+            self.load_samples.append(
+                (round(time.monotonic() - self.started, 1), round(os.getloadavg()[0], 2))
+            )
+            if self._stop_load.wait(10.0):
+                return
 
     def row(self, metric: str, value: str, baseline: str = "", note: str = "") -> None:
         self.summary.append({"metric": metric, "value": value, "baseline": baseline, "note": note})
@@ -192,8 +267,10 @@ class ResultFile:
     def caption(self) -> str:
         """The plot's footnote: when, on what, under which load, with which versions."""
         m = self.machine
+        commit = (m.get("git_commit") or "?")[:10] + ("+dirty" if m.get("git_dirty") else "")
         return (
-            f"{m['date']} · {m['nproc']} CPU {m.get('cpu_model', '')} · load {m['load_avg_start']}"
+            f"{m['date']} · {commit} · {m['nproc']} CPU {m.get('cpu_model', '')}"
+            f" · load {m['load_avg_start']}"
             f" · livekit-agents {m['livekit_agents']} · livekit-server {m['livekit_server']}"
         )
 
@@ -210,6 +287,14 @@ class ResultFile:
         self.results_dir.mkdir(parents=True, exist_ok=True)
         machine = dict(self.machine)
         machine["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
+        self._stop_load.set()
+        loads = [load for _, load in self.load_samples]
+        if loads:
+            machine["load_1min_during"] = {
+                "mean": round(sum(loads) / len(loads), 2),
+                "max": max(loads),
+                "samples": self.load_samples,
+            }
         body = {
             "benchmark": self.name,
             "machine": machine,
@@ -350,26 +435,49 @@ class AgentAttributeStates:
 
 @dataclass(slots=True)
 class TurnSample:
-    """One question spoken into the microphone and the start of the agent's audible answer."""
+    """One question spoken into the microphone and the start of the agent's audible answer.
+
+    A turn succeeds only when every step arrived in time (audio, final answer transcript, the
+    agent back to listening); a turn with any timeout is a failure, whatever was measured.
+    """
 
     question: str
+    speech_started: Stamp
     speech_ended: Stamp
     first_audio: Stamp | None
     answer: str | None = None
     error: str | None = None
+    # The user's own transcript at the page: first stream (an interim with streaming STT) and
+    # the final.
+    first_user_text: Stamp | None = None
+    user_final: Stamp | None = None
+    user_final_text: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.first_audio is not None
 
     @property
     def latency_ms(self) -> float | None:
-        if self.first_audio is None:
+        if not self.ok or self.first_audio is None:
             return None
         return (self.first_audio.mono - self.speech_ended.mono) * 1000.0
 
     def to_dict(self) -> dict[str, Any]:
+        def since(a: Stamp | None, b: Stamp) -> float | None:
+            return None if a is None else round((a.mono - b.mono) * 1000.0, 1)
+
         return {
             "question": self.question,
+            "ok": self.ok,
             "speech_ended_wall_ms": self.speech_ended.wall_ms,
             "first_audio_wall_ms": self.first_audio.wall_ms if self.first_audio else None,
             "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 1),
+            "first_user_text_after_speech_start_ms": since(
+                self.first_user_text, self.speech_started
+            ),
+            "user_final_after_speech_end_ms": since(self.user_final, self.speech_ended),
+            "user_final_text": self.user_final_text,
             "answer": self.answer,
             "error": self.error,
         }
@@ -378,18 +486,23 @@ class TurnSample:
 async def voice_turn(
     user: SimulatedUser,
     states: AgentAttributeStates,
-    question: str,
+    question: str | Path,
     *,
     timeout: float = 30.0,  # noqa: ASYNC109
     lead_silence: float = 0.5,
     trail_silence: float = 1.0,
 ) -> TurnSample:
-    """Say `question`, take the first agent audio after the end of speech, wait for the answer
-    to end (agent back to `listening`). Failures are recorded, not raised."""
+    """Say `question` (text or a WAV), take the first agent audio after the end of speech,
+    wait for the answer to end (agent back to `listening`). Failures are recorded, not raised."""
     mark = len(states.changes)
     utterance = await user.say(question, lead_silence=lead_silence, trail_silence=trail_silence)
     ended = utterance.speech_ended
-    sample = TurnSample(question=question, speech_ended=ended, first_audio=None)
+    sample = TurnSample(
+        question=str(question),
+        speech_started=utterance.speech_started,
+        speech_ended=ended,
+        first_audio=None,
+    )
     try:
         sample.first_audio = await user.first_agent_audio_after(ended, timeout=timeout)
         transcript = await user.wait_for_transcript(
@@ -399,8 +512,15 @@ async def voice_turn(
         spoke = await states.wait("speaking", after=mark, timeout=timeout)
         await states.wait("listening", after=spoke + 1, timeout=timeout)
     except TimeoutError as exc:
-        sample.error = str(exc)
+        sample.error = f"timeout: {exc}"
         logger.warning("turn %r: %s", question, exc)
+    heard = user.transcripts(speaker="user", after=utterance.started)
+    if heard:
+        sample.first_user_text = heard[0].started
+        final = next((s for s in heard if s.final), None)
+        if final is not None:
+            sample.user_final = final.started
+            sample.user_final_text = final.text
     return sample
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
 from livekit.api import AccessToken, RoomAgentDispatch, RoomConfiguration
 
-from common.metadata import SessionMetadata
+from common.metadata import Faq, SessionMetadata
 from devstack.paths import REPO_ROOT
 from devstack.ports import free_tcp_port
 from devstack.service import Service, log_contains
@@ -50,11 +51,11 @@ def bench_agent_service(
     )
 
 
-def direct_user(stack: Stack, agent_name: str) -> SimulatedUser:
+def direct_user(stack: Stack, agent_name: str, faqs: Sequence[Faq] = FAQS) -> SimulatedUser:
     """A user with a token minted here (as the token server does) dispatching `agent_name`."""
     # The token server creates the room with the dispatch (token_server.rooms); a benchmark's
     # own agents are dispatched by the token's room configuration instead, as before.
-    metadata = SessionMetadata(language="en", faqs=list(FAQS)).to_json()
+    metadata = SessionMetadata(language="en", faqs=list(faqs)).to_json()
     token = (
         AccessToken(stack.api_key, stack.api_secret)
         .with_identity(new_identity())

@@ -46,6 +46,7 @@ from .common import (
     base_parser,
     bootstrap_median_diff,
     fmt_ms,
+    session_bootstrap,
     setup_logging,
     summarize,
     voice_turn,
@@ -104,7 +105,13 @@ async def run_session(stack: Stack, which: str, turns: int, rng: random.Random) 
         logger.warning("%s session %s failed: %s", which, room, exc)
     finally:
         states.close()
-    return {"agent": which, "room": room, "turns": [s.to_dict() for s in samples]}
+    # Turns never spoken because the session failed count as failed turns too.
+    return {
+        "agent": which,
+        "room": room,
+        "planned_turns": turns,
+        "turns": [s.to_dict() for s in samples],
+    }
 
 
 def load_events(events_dir: Path) -> dict[str, list[dict[str, Any]]]:
@@ -184,23 +191,47 @@ def breakdown(turn: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, A
 def analyse(sessions: list[dict[str, Any]], events_dir: Path, rng: random.Random) -> dict[str, Any]:
     events = load_events(events_dir)
     per_agent: dict[str, list[dict[str, Any]]] = {a: [] for a in AGENTS}
+    # Per session, the latencies of its successful turns (the unit the intervals resample).
+    by_session: dict[str, list[list[float]]] = {a: [] for a in AGENTS}
     failures: dict[str, int] = dict.fromkeys(AGENTS, 0)
+    planned: dict[str, int] = dict.fromkeys(AGENTS, 0)
     for session in sessions:
+        agent = session["agent"]
+        planned[agent] += session["planned_turns"]
+        failures[agent] += session["planned_turns"] - len(session["turns"])
+        latencies: list[float] = []
         for turn in session["turns"]:
-            if turn["latency_ms"] is None:
-                failures[session["agent"]] += 1
+            if not turn["ok"] or turn["latency_ms"] is None:
+                failures[agent] += 1
                 continue
             split = breakdown(turn, events.get(session["room"], []))
-            row = {"total": turn["latency_ms"], "split": split, "answer": turn["answer"]}
-            per_agent[session["agent"]].append(row)
+            row = {
+                "total": turn["latency_ms"],
+                "split": split,
+                "answer": turn["answer"],
+                "first_user_text_ms": turn["first_user_text_after_speech_start_ms"],
+                "user_final_ms": turn["user_final_after_speech_end_ms"],
+            }
+            per_agent[agent].append(row)
+            latencies.append(turn["latency_ms"])
+        by_session[agent].append(latencies)
     stats: dict[str, Any] = {}
     for agent, rows in per_agent.items():
         split_rows = [r["split"] for r in rows if r["split"]]
         stats[agent] = {
+            "planned_turns": planned[agent],
             "turns": len(rows),
             "failed_turns": failures[agent],
             "with_breakdown": len(split_rows),
             "total": summarize([r["total"] for r in rows]),
+            "total_p50_ci": session_bootstrap(by_session[agent], None, rng, q=50),
+            "total_p95_ci": session_bootstrap(by_session[agent], None, rng, q=95),
+            "first_user_text_after_speech_start": summarize(
+                [r["first_user_text_ms"] for r in rows if r["first_user_text_ms"] is not None]
+            ),
+            "user_final_after_speech_end": summarize(
+                [r["user_final_ms"] for r in rows if r["user_final_ms"] is not None]
+            ),
             "agent_e2e": summarize([s["agent_e2e"] for s in split_rows]),
             "parts": {c: summarize([s["parts"][c] for s in split_rows]) for c in COMPONENTS},
             "standin_ms": {
@@ -209,11 +240,8 @@ def analyse(sessions: list[dict[str, Any]], events_dir: Path, rng: random.Random
             },
         }
     cost: dict[str, Any] = {
-        "total": bootstrap_median_diff(
-            [r["total"] for r in per_agent["ours"]],
-            [r["total"] for r in per_agent["baseline"]],
-            rng,
-        )
+        # Sessions resampled: the interval is honest about turns sharing a session.
+        "total": session_bootstrap(by_session["ours"], by_session["baseline"], rng, q=50),
     }
     for c in COMPONENTS:
         cost[c] = bootstrap_median_diff(
@@ -308,10 +336,23 @@ def main() -> None:
     cost = analysis["cost_ours_minus_baseline"]
     for agent in AGENTS:
         s = stats[agent]
+        ci50, ci95 = s["total_p50_ci"], s["total_p95_ci"]
+        ci = ""
+        if ci50 and ci95:
+            ci = (
+                f"; p50 CI [{ci50['ci95_low']:.0f}, {ci50['ci95_high']:.0f}],"
+                f" p95 CI [{ci95['ci95_low']:.0f}, {ci95['ci95_high']:.0f}] (sessions resampled)"
+            )
         result.row(
             f"voice turn ({agent})",
             fmt_ms(s["total"], "p50", "p95"),
-            note=f"{s['turns']} turns, {s['failed_turns']} without an answer",
+            note=f"{s['turns']}/{s['planned_turns']} turns ok, {s['failed_turns']} failed{ci}",
+        )
+        result.row(
+            f"  user text at the page ({agent}): first after speech start / final after end",
+            fmt_ms(s["first_user_text_after_speech_start"], "p50")
+            + " / "
+            + fmt_ms(s["user_final_after_speech_end"], "p50"),
         )
     o, b = stats["ours"], stats["baseline"]
     for c in COMPONENTS:
@@ -328,8 +369,8 @@ def main() -> None:
     if d is not None:
         result.row(
             "cost of our additions per turn (median diff)",
-            f"{d['diff']:+.0f} ms",
-            note=f"95% CI [{d['ci95_low']:+.0f}, {d['ci95_high']:+.0f}] ms",
+            f"{d['value']:+.0f} ms",
+            note=f"95% CI [{d['ci95_low']:+.0f}, {d['ci95_high']:+.0f}] ms, sessions resampled",
         )
     for c in ("stt", "llm", "tts"):
         result.row(

@@ -10,7 +10,9 @@ from fastapi import FastAPI
 
 from .errors import install_error_handlers
 from .faults import FaultInjector
-from .routes import admin, chat, models, speech, transcriptions
+from .realtime import RealtimeSessions
+from .recognition import PocketsphinxFactory
+from .routes import admin, chat, models, realtime, speech, transcriptions
 from .settings import Settings, get_settings
 from .stt import Recognizer
 from .timing import TimingMiddleware
@@ -36,8 +38,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="standin", summary="Offline OpenAI-compatible stand-in", lifespan=lifespan)
     app.state.settings = settings
     app.state.faults = FaultInjector()
+    app.state.recogniser_factory = PocketsphinxFactory(settings.stt_concurrency)
+    app.state.realtime_sessions = RealtimeSessions()
     install_error_handlers(app)
-    for module in (chat, transcriptions, speech, models, admin):
+    for module in (chat, transcriptions, realtime, speech, models, admin):
         app.include_router(module.router)
     app.add_middleware(TimingMiddleware)
     return app

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pocketsphinx import Config, Decoder
 from pocketsphinx.lm import ArpaBoLM
 
-__all__ = ["Recognizer"]
+__all__ = ["HintedDecoder", "Recognizer"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,15 +40,20 @@ def _sentences(prompt: str) -> Iterator[list[str]]:
             yield words
 
 
-class _HintedDecoder:
+class HintedDecoder:
     """The general decoder plus small decoders built from recent prompts (LRU).
 
     A hint decoder has its own dictionary of just the prompt's words: adding a language model
     to the general decoder instead takes seconds (its search spans the 130k-word dictionary).
     """
 
-    def __init__(self) -> None:
-        self.decoder = Decoder(Config(loglevel="FATAL", samprate=SAMPLE_RATE, **DECODER_OPTIONS))
+    def __init__(
+        self,
+        options: dict[str, str | float] = DECODER_OPTIONS,
+        hint_options: dict[str, str | float] = HINT_OPTIONS,
+    ) -> None:
+        self._hint_options = hint_options
+        self.decoder = Decoder(Config(loglevel="FATAL", samprate=SAMPLE_RATE, **options))
         self._hinted: OrderedDict[str, Decoder] = OrderedDict()
 
     def _hint_decoder(self, prompt: str) -> Decoder | None:
@@ -73,7 +78,11 @@ class _HintedDecoder:
             with open(dict_path, "w", encoding="utf-8") as dict_file:
                 dict_file.writelines(f"{w} {p}\n" for w, p in sorted(phones.items()))
             config = Config(
-                loglevel="FATAL", samprate=SAMPLE_RATE, lm=lm_path, dict=dict_path, **HINT_OPTIONS
+                loglevel="FATAL",
+                samprate=SAMPLE_RATE,
+                lm=lm_path,
+                dict=dict_path,
+                **self._hint_options,
             )
             decoder = Decoder(config)
         self._hinted[key] = decoder
@@ -89,9 +98,13 @@ class _HintedDecoder:
             phones[word] = found
         return True
 
-    def recognize(self, pcm: bytes, prompt: str | None) -> str:
+    def decoder_for(self, prompt: str | None) -> Decoder:
+        """The prompt's small decoder, or the general one without a usable prompt."""
         hinted = self._hint_decoder(prompt) if prompt and prompt.strip() else None
-        decoder = hinted or self.decoder
+        return hinted or self.decoder
+
+    def recognize(self, pcm: bytes, prompt: str | None) -> str:
+        decoder = self.decoder_for(prompt)
         decoder.start_utt()
         decoder.process_raw(pcm, full_utt=True)
         decoder.end_utt()
@@ -104,11 +117,11 @@ class Recognizer:
 
     def __init__(self, concurrency: int) -> None:
         self._concurrency = concurrency
-        self._pool: asyncio.Queue[_HintedDecoder] = asyncio.Queue()
+        self._pool: asyncio.Queue[HintedDecoder] = asyncio.Queue()
 
     async def load(self) -> None:
         for _ in range(self._concurrency):
-            self._pool.put_nowait(await asyncio.to_thread(_HintedDecoder))
+            self._pool.put_nowait(await asyncio.to_thread(HintedDecoder))
         logger.info("pocketsphinx en-US model loaded (%d decoders)", self._concurrency)
 
     async def recognize(self, pcm16k: bytes, prompt: str | None = None) -> str:

@@ -23,6 +23,8 @@ from livekit.agents.voice.turn import TurnHandlingOptions
 from livekit.plugins import openai, silero
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from agent.settings import Settings as AgentSettings
+from agent.settings import load_settings as load_agent_settings
 from bench.common import FAQS
 from common.prompt_data import render_faq_block
 
@@ -58,6 +60,12 @@ def _settings() -> BaselineSettings:
     return BaselineSettings()  # type: ignore[call-arg]  # from the environment
 
 
+def _turn_settings() -> AgentSettings:
+    """The speech settings ours runs with (same environment): recognition path and model, VAD
+    silence, endpointing delays, turn detector. Only the values are shared, not our code."""
+    return load_agent_settings()
+
+
 class BaselineAgent(Agent):
     def __init__(self) -> None:
         super().__init__(instructions=INSTRUCTIONS)
@@ -67,20 +75,23 @@ class BaselineAgent(Agent):
 
 
 def prewarm(proc: JobProcess) -> None:
-    proc.userdata["vad"] = silero.VAD.load()
+    silence = _turn_settings().agent_vad_min_silence_seconds
+    proc.userdata["vad"] = silero.VAD.load(min_silence_duration=silence)
 
 
 async def entrypoint(ctx: JobContext) -> None:
     settings = _settings()
+    speech = _turn_settings()
     await ctx.connect()
     base_url = settings.openai_base_url
     stt = openai.STT(
-        model="gpt-4o-mini-transcribe",
+        model=speech.resolved_stt_model,
         language="en",
         # The same vocabulary hint ours sends (the FAQ questions): without it the stand-in's
         # recogniser rarely catches a question, and the turns would not be comparable.
         prompt="\n".join(f.question for f in FAQS),
-        use_realtime=False,
+        use_realtime=speech.stt_realtime,
+        vad=ctx.proc.userdata["vad"],
         base_url=base_url,
         api_key="standin-no-key",
     )
@@ -93,7 +104,16 @@ async def entrypoint(ctx: JobContext) -> None:
         api_key="standin-no-key",
     )
     turn_handling: TurnHandlingOptions = {
-        "turn_detection": inference.TurnDetector(version="v1-mini"),
+        "turn_detection": (
+            inference.TurnDetector(version="v1-mini")
+            if speech.agent_turn_detector == "model"
+            else "vad"
+        ),
+        "endpointing": {
+            "mode": "fixed",
+            "min_delay": speech.agent_endpointing_min_delay_seconds,
+            "max_delay": speech.agent_endpointing_max_delay_seconds,
+        },
         "interruption": {"enabled": True, "mode": "vad"},
         "preemptive_generation": {"enabled": True},
     }

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+
+from ..realtime import RealtimeSessions
 
 __all__ = ["MODELS", "router"]
 
@@ -16,6 +18,7 @@ MODELS = (
     "gpt-4o-mini",
     "gpt-4o-mini-transcribe",
     "gpt-4o-transcribe",
+    "gpt-realtime-whisper",
     "whisper-1",
     "gpt-4o-mini-tts",
     "tts-1",
@@ -34,5 +37,7 @@ async def list_models() -> dict[str, Any]:
 
 
 @router.get("/healthz")
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+async def healthz(request: Request) -> dict[str, str | int]:
+    """Also counts the open realtime transcription sockets (none may outlive its client)."""
+    sessions: RealtimeSessions = request.app.state.realtime_sessions
+    return {"status": "ok", "realtime_sessions": len(sessions.open)}

@@ -83,6 +83,26 @@ document.addEventListener('DOMContentLoaded', () => {
 });
 """
 
+# Records every state the user's transcript lines pass through (segment, final flag, text):
+# the page replaces a segment's line in place, so only an observer sees the interims.
+TRANSCRIPT_OBSERVER = """
+window.__userLines = [];
+document.addEventListener('DOMContentLoaded', () => {
+  const seen = new Map();
+  new MutationObserver(() => {
+    for (const line of document.querySelectorAll(
+      '[data-role="transcript-line"][data-speaker="user"]')) {
+      const state = `${line.dataset.final}|${line.textContent}`;
+      if (seen.get(line.dataset.segment) === state) continue;
+      seen.set(line.dataset.segment, state);
+      window.__userLines.push(
+        {segment: line.dataset.segment, final: line.dataset.final, text: line.textContent});
+    }
+  }).observe(document.body, {subtree: true, childList: true, characterData: true,
+                             attributes: true, attributeFilter: ['data-final']});
+});
+"""
+
 
 def normalize(text: str) -> str:
     """Lowercase letters and digits separated by single spaces: punctuation-blind comparison."""
@@ -194,6 +214,7 @@ def session(stack: Stack, built_page: Path, microphone_wav: Path) -> Iterator[Se
             page.on("console", on_console)
             page.on("pageerror", on_page_error)
             page.add_init_script(AVATAR_OBSERVER)
+            page.add_init_script(TRANSCRIPT_OBSERVER)
             page.goto(stack.playground_url)
             yield result
         finally:
@@ -266,6 +287,17 @@ def test_spoken_faq_question_is_transcribed_and_answered_from_the_faqs(session: 
     # Every segment is one line: interim results were replaced in place, not appended.
     segments = [t["segmentId"] for t in session.debug()["transcripts"]]
     assert lines.count() == len(set(segments))
+    # Streaming recognition: the question's line showed interim text first, then its final.
+    seen: list[dict[str, str]] = page.evaluate("window.__userLines")
+    question_segment = next(
+        t["segmentId"]
+        for t in session.debug()["transcripts"]
+        if t["speaker"] == "user" and "opening hours" in normalize(t["text"])
+    )
+    flags = [line["final"] for line in seen if line["segment"] == question_segment]
+    assert "false" in flags, seen
+    assert flags[-1] == "true", seen
+    assert flags.index("false") < flags.index("true"), seen
 
 
 def test_send_text_gets_a_spoken_transcribed_answer(session: Session) -> None:

@@ -132,6 +132,27 @@ async def test_user_transcription_names_the_microphone_track_with_one_final(
     assert similarity(text, HOURS.question) >= 80, text
 
 
+async def test_user_interim_transcripts_arrive_while_speaking_then_one_final_replaces_them(
+    answered_by_voice: VoiceTurn, talk: Conversation
+) -> None:
+    """Streaming recognition: the page sees the user's words while they are still talking,
+    as interim streams of one segment on the microphone track, then exactly one final."""
+    user = talk.user
+    question = answered_by_voice.question
+    streams = user.transcripts(speaker="user", after=answered_by_voice.before.received)
+    interims = [s for s in streams if not s.final]
+    assert interims, "no interim transcript of the user's question"
+    assert {s.segment_id for s in streams} == {interims[0].segment_id}
+    assert {s.track_id for s in streams} == {mic_track_sid(user)}
+    finals = assert_one_final_per_segment(streams)
+    assert len(finals) == 1
+    # The first interim reached the page before the user had finished the question.
+    assert interims[0].started.mono < question.speech_ended.mono
+    # Each interim carries the full text so far: the final's opening words.
+    (final_text,) = finals.values()
+    assert normalize(interims[-1].text).split()[:2] == normalize(final_text).split()[:2]
+
+
 async def test_agent_transcription_names_its_audio_track_with_one_final(
     answered_by_voice: VoiceTurn, talk: Conversation
 ) -> None:

@@ -180,7 +180,7 @@ async def test_stt_outage_over_several_utterances_keeps_the_session(
     assert failed >= STT_OUTAGE_UTTERANCES
 
     spoken = await user.say(QUESTION, lead_silence=0.5, trail_silence=1.0)
-    heard = await user.wait_for_transcript(speaker="user", after=spoken.started)
+    heard = await user.wait_for_transcript(speaker="user", final=True, after=spoken.started)
     assert "opening hours" in heard.text.lower()
     answer = await user.wait_for_transcript(
         speaker="agent", after=spoken.started, contains=ANSWER, timeout=TURN_TIMEOUT

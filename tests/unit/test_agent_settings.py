@@ -63,3 +63,27 @@ def test_env_names_match_env_example(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_bad_values_name_the_variable_not_the_value() -> None:
     with pytest.raises(SettingsError, match="AGENT_IDLE_TIMEOUT_SECONDS"):
         _settings(agent_idle_timeout_seconds=-1)
+
+
+def test_streaming_recognition_is_the_default_with_a_realtime_model() -> None:
+    settings = _settings()
+    assert settings.stt_realtime
+    assert settings.resolved_stt_model == "gpt-realtime-whisper"
+
+
+def test_upload_path_is_a_setting_with_its_own_default_model() -> None:
+    settings = _settings(stt_realtime=False)
+    assert settings.resolved_stt_model == "gpt-4o-mini-transcribe"
+    assert _settings(stt_realtime=False, stt_model="whisper-1").resolved_stt_model == "whisper-1"
+
+
+def test_a_realtime_only_model_on_the_upload_path_is_refused() -> None:
+    with pytest.raises(SettingsError, match="realtime"):
+        _settings(stt_realtime=False, stt_model="gpt-realtime-whisper")
+
+
+def test_endpointing_max_below_min_is_refused() -> None:
+    with pytest.raises(SettingsError, match="AGENT_ENDPOINTING_MAX_DELAY_SECONDS"):
+        _settings(agent_endpointing_min_delay_seconds=1.0, agent_endpointing_max_delay_seconds=0.5)
+    settings = _settings(agent_turn_detector="vad")
+    assert settings.agent_turn_detector == "vad"
