@@ -21,8 +21,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .body_limit import BodySizeLimit
 from .deps import API_KEY_HEADER
+from .limiter import TokenRateLimit
 from .models import room_pattern
-from .rate_limit import RateLimiter
 from .rooms import LiveKitRooms, RoomDirectory, SessionRooms
 from .routes import token
 from .settings import Settings, get_settings
@@ -83,7 +83,7 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 def create_app(
     settings: Settings | None = None,
     *,
-    rate_limiter: RateLimiter | None = None,
+    rate_limiter: TokenRateLimit | None = None,
     rooms: RoomDirectory | None = None,
 ) -> FastAPI:
     if settings is None:
@@ -109,8 +109,9 @@ def create_app(
     )
     app.state.settings = settings
     app.state.rooms = session_rooms
-    if rate_limiter is None:  # not `or`: an empty limiter has len() 0
-        rate_limiter = RateLimiter(settings.rate_limit_per_minute)
+    if rate_limiter is None:
+        redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+        rate_limiter = TokenRateLimit(settings.rate_limit_per_minute, redis_url=redis_url)
     app.state.rate_limiter = rate_limiter
 
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)

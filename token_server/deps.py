@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request, status
 
-from .rate_limit import RateLimiter
+from .limiter import TokenRateLimit
 from .settings import Settings
 
 __all__ = [
@@ -67,14 +67,14 @@ def rate_limit_key(address: str) -> str:
 
 
 async def limit_rate(request: Request, settings: AppSettings) -> None:
-    limiter: RateLimiter = request.app.state.rate_limiter
+    limiter: TokenRateLimit = request.app.state.rate_limiter
     key = rate_limit_key(client_address(request, trust_proxy_headers=settings.trust_proxy_headers))
-    wait = limiter.acquire(key)
+    wait = await limiter.acquire(key)
     if wait > 0:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
             detail="too many token requests; retry later",
-            headers={"Retry-After": RateLimiter.retry_after_header(wait)},
+            headers={"Retry-After": TokenRateLimit.retry_after_header(wait)},
         )
 
 

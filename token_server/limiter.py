@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import Callable
 
-from limits import RateLimitItemPerMinute
+from limits import RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 
@@ -36,10 +36,12 @@ class TokenRateLimit:
         redis_url: str | None = None,
         retry_after: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        window_seconds: int = 60,
     ) -> None:
         if per_minute < 1:
             raise ValueError("per_minute must be >= 1")
-        self._item = RateLimitItemPerMinute(per_minute)
+        # `per_minute` requests in any `window_seconds` (60; tests use a shorter window).
+        self._item = RateLimitItemPerSecond(per_minute, window_seconds)
         self._memory = MovingWindowRateLimiter(MemoryStorage())
         self._redis: MovingWindowRateLimiter | None = None
         if redis_url:

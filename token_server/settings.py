@@ -60,8 +60,18 @@ class Settings(BaseSettings):
         default_factory=lambda: ["http://127.0.0.1:5173", "http://localhost:5173"]
     )
     rate_limit_per_minute: int = Field(default=30, ge=1, le=100_000)
+    # Set: every replica counts the rate limit in this Redis (redis:// or rediss://, password
+    # in the URL); unset or unreachable: each process counts in its own memory.
+    redis_url: SecretStr | None = None
     trust_proxy_headers: bool = False
     token_server_api_key: SecretStr | None = None
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("redis://", "rediss://")):
+            raise ValueError("must start with redis:// or rediss://")
+        return value
 
     @field_validator("cors_origins", mode="before")
     @classmethod

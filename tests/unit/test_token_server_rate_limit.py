@@ -1,7 +1,9 @@
-"""token_server.rate_limit and its use on POST /api/token: 429 with Retry-After, per client."""
+"""token_server.limiter (in memory) and POST /api/token: 429 with Retry-After, per client."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -10,22 +12,14 @@ from token_server_fakes import FakeRooms
 
 from token_server import create_app, load_settings
 from token_server.deps import rate_limit_key
-from token_server.rate_limit import RateLimiter
+from token_server.limiter import TokenRateLimit
 
 pytestmark = pytest.mark.unit
 
 GOOD = {"room": "avatar-rl", "identity": "user-1"}
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def make_app(per_minute: int, clock: FakeClock, **overrides: Any) -> Any:
+def make_app(per_minute: int, *, window_seconds: int = 60, **overrides: Any) -> Any:
     settings = load_settings(
         livekit_api_key="k",
         livekit_api_secret="x" * 40,
@@ -33,87 +27,74 @@ def make_app(per_minute: int, clock: FakeClock, **overrides: Any) -> Any:
         _env_file=None,
         **overrides,
     )
-    return create_app(
-        settings, rate_limiter=RateLimiter(per_minute, clock=clock), rooms=FakeRooms()
-    )
+    limiter = TokenRateLimit(per_minute, window_seconds=window_seconds)
+    return create_app(settings, rate_limiter=limiter, rooms=FakeRooms())
 
 
-def test_limiter_allows_burst_then_refills() -> None:
-    clock = FakeClock()
-    limiter = RateLimiter(6, clock=clock)  # one token per 10 s
-    assert [limiter.acquire("a") for _ in range(6)] == [0.0] * 6
-    wait = limiter.acquire("a")
-    assert wait == pytest.approx(10.0)
-    assert limiter.acquire("b") == 0.0  # other clients are not affected
-    clock.now += 9.9
-    assert limiter.acquire("a") > 0
-    clock.now += 10.1
-    assert limiter.acquire("a") == 0.0
+async def test_limiter_allows_a_burst_then_waits_for_the_window() -> None:
+    limiter = TokenRateLimit(6)
+    assert [await limiter.acquire("a") for _ in range(6)] == [0.0] * 6
+    wait = await limiter.acquire("a")
+    assert 59 < wait <= 60
+    assert await limiter.acquire("b") == 0.0  # other clients are not affected
 
 
-def test_limiter_refused_requests_do_not_extend_wait() -> None:
-    clock = FakeClock()
-    limiter = RateLimiter(60, clock=clock)
-    for _ in range(60):
-        limiter.acquire("a")
-    waits = [limiter.acquire("a") for _ in range(5)]
-    assert all(w == pytest.approx(1.0) for w in waits)
+async def test_limiter_refused_requests_do_not_extend_the_wait() -> None:
+    limiter = TokenRateLimit(2)
+    for _ in range(2):
+        await limiter.acquire("a")
+    waits = [await limiter.acquire("a") for _ in range(5)]
+    assert waits == sorted(waits, reverse=True)  # counting down, never pushed back
+    assert all(0 < w <= 60 for w in waits)
 
 
-def test_limiter_forgets_idle_clients() -> None:
-    clock = FakeClock()
-    limiter = RateLimiter(60, clock=clock)
-    for i in range(1023):
-        limiter.acquire(f"client-{i}")
-    clock.now += 61
-    limiter.acquire("last")  # the 1024th call sweeps
-    assert len(limiter) == 1
+async def test_limiter_allows_again_once_the_window_has_passed() -> None:
+    limiter = TokenRateLimit(2, window_seconds=1)
+    assert [await limiter.acquire("a") for _ in range(3)][2] > 0
+    await asyncio.sleep(1.1)
+    assert await limiter.acquire("a") == 0.0
 
 
 def test_limiter_rejects_nonpositive_budget() -> None:
     with pytest.raises(ValueError, match="per_minute"):
-        RateLimiter(0)
+        TokenRateLimit(0)
 
 
 @pytest.mark.parametrize(("wait", "header"), [(0.01, "1"), (1.0, "1"), (1.2, "2"), (59.5, "60")])
 def test_retry_after_rounds_up_to_whole_seconds(wait: float, header: str) -> None:
-    assert RateLimiter.retry_after_header(wait) == header
+    assert TokenRateLimit.retry_after_header(wait) == header
 
 
 def test_route_returns_429_with_retry_after() -> None:
-    clock = FakeClock()
-    with TestClient(make_app(3, clock)) as c:
+    with TestClient(make_app(3, window_seconds=2)) as c:
         assert [c.post("/api/token", json=GOOD).status_code for _ in range(3)] == [200] * 3
         r = c.post("/api/token", json=GOOD, headers={"origin": "http://localhost:5173"})
         assert r.status_code == 429
-        assert r.headers["retry-after"] == "20"
+        assert r.headers["retry-after"] == "2"
         assert r.json() == {"detail": "too many token requests; retry later"}
         assert r.headers["access-control-allow-origin"] == "http://localhost:5173"
         assert "retry-after" in r.headers["access-control-expose-headers"].lower()
         assert c.get("/healthz").status_code == 200  # health checks are never limited
-        clock.now += 20
+        time.sleep(2.1)  # the window passes
         assert c.post("/api/token", json=GOOD).status_code == 200
 
 
 def test_route_counts_invalid_requests_too() -> None:
-    clock = FakeClock()
-    with TestClient(make_app(2, clock)) as c:
+    with TestClient(make_app(2)) as c:
         assert c.post("/api/token", json={**GOOD, "identity": "agent"}).status_code == 422
         assert c.post("/api/token", json=GOOD).status_code == 200
         assert c.post("/api/token", json=GOOD).status_code == 429
 
 
 def test_forwarded_for_ignored_unless_trusted() -> None:
-    clock = FakeClock()
-    with TestClient(make_app(1, clock)) as c:
+    with TestClient(make_app(1)) as c:
         assert c.post("/api/token", json=GOOD, headers={"x-forwarded-for": "1.1.1.1"}).is_success
         r = c.post("/api/token", json=GOOD, headers={"x-forwarded-for": "2.2.2.2"})
         assert r.status_code == 429  # the spoofable header does not buy a new bucket
 
 
 def test_forwarded_for_used_when_trusted() -> None:
-    clock = FakeClock()
-    with TestClient(make_app(1, clock, trust_proxy_headers=True)) as c:
+    with TestClient(make_app(1, trust_proxy_headers=True)) as c:
         ok = c.post("/api/token", json=GOOD, headers={"x-forwarded-for": "9.9.9.9, 1.1.1.1"})
         assert ok.status_code == 200
         # The proxy appends the address it saw: the right-most hop is the client.
@@ -139,8 +120,7 @@ def test_rate_limit_key_is_ipv4_address_or_ipv6_64(address: str, key: str) -> No
 
 
 def test_rotating_ipv6_addresses_in_one_64_share_a_bucket() -> None:
-    clock = FakeClock()
-    app = make_app(3, clock, trust_proxy_headers=True)
+    app = make_app(3, trust_proxy_headers=True)
     body = {"room": "avatar-a1", "identity": "u"}
     with TestClient(app) as client:
         codes = [
