@@ -1,6 +1,7 @@
 """End to end: tokens from the token server against the real loopback livekit-server.
 
-A token minted over HTTP joins with the `livekit` Python SDK; the server reports the identity,
+Every token is minted over real HTTP by a running `python -m token_server` (uvicorn) and joins
+with the `livekit` Python SDK; the server reports the identity,
 the metadata, the microphone-only permission and the agent dispatch; tampered, expired and
 re-targeted tokens are refused or confined to their own room.
 """
@@ -16,6 +17,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -29,8 +31,6 @@ from livekit.protocol.rtc import JoinRequest, SignalResponse, WrappedJoinRequest
 from common.metadata import SessionMetadata
 from devstack.livekit_server import LiveKitServer
 from devstack.ports import free_tcp_port
-from token_server import create_app, load_settings
-from token_server.settings import Settings
 from token_server.tokens import mint_token
 
 pytestmark = pytest.mark.e2e
@@ -39,29 +39,15 @@ _ROOT = Path(__file__).resolve().parents[2]
 METADATA = {"language": "es", "faqs": [{"question": "¿Horario?", "answer": "De 9 a 17."}]}
 
 
-def _settings(server: LiveKitServer) -> Settings:
-    return load_settings(
-        livekit_url=server.config.url,
-        livekit_api_key=server.config.api_key,
-        livekit_api_secret=server.config.api_secret,
-        agent_name="e2e-agent",
-        room_prefix="e2e",
-        rate_limit_per_minute=1000,
-        _env_file=None,
-    )
-
-
 def _room() -> str:
     return f"e2e-{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture
-async def http(livekit_server: LiveKitServer) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(_settings(livekit_server))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://token-server") as client:
+async def http(plain_token_server: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the real `python -m token_server` process (uvicorn, real HTTP)."""
+    async with httpx.AsyncClient(base_url=plain_token_server, timeout=10) as client:
         yield client
-    await app.state.rooms.aclose()  # ASGITransport runs no lifespan
 
 
 @pytest.fixture
@@ -277,8 +263,10 @@ async def test_token_for_room_a_cannot_join_room_b(
 # --- the real process: `python -m token_server` with env settings ------------------------------
 
 
-@pytest.fixture(scope="module")
-def token_server_process(livekit_server: LiveKitServer) -> Iterator[str]:
+@contextmanager
+def _token_server(livekit_server: LiveKitServer, **settings: str) -> Iterator[str]:
+    """`python -m token_server` on a free port with env `settings`; yields its base URL and
+    checks, once it has stopped, that no secret reached its log."""
     port = free_tcp_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("LIVEKIT_", "TOKEN_"))},
@@ -288,8 +276,7 @@ def token_server_process(livekit_server: LiveKitServer) -> Iterator[str]:
         "LIVEKIT_API_SECRET": livekit_server.config.api_secret,
         "TOKEN_SERVER_HOST": "127.0.0.1",
         "TOKEN_SERVER_PORT": str(port),
-        "ROOM_PREFIX": "proc",
-        "TOKEN_SERVER_API_KEY": "e2e-shared-key-value",
+        **settings,
     }
     log_path = livekit_server.log_path.with_name(f"token-server-{port}.log")
     with log_path.open("wb") as log:
@@ -323,7 +310,30 @@ def token_server_process(livekit_server: LiveKitServer) -> Iterator[str]:
             proc.wait()
     text = log_path.read_text()
     assert livekit_server.config.api_secret not in text
-    assert "e2e-shared-key-value" not in text
+    for value in settings.values():
+        if "key" in value:
+            assert value not in text
+
+
+@pytest.fixture(scope="module")
+def plain_token_server(livekit_server: LiveKitServer) -> Iterator[str]:
+    """The token server as the tests above use it: prefix `e2e`, agent `e2e-agent`, no key."""
+    with _token_server(
+        livekit_server,
+        ROOM_PREFIX="e2e",
+        AGENT_NAME="e2e-agent",
+        RATE_LIMIT_PER_MINUTE="1000",
+    ) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def token_server_process(livekit_server: LiveKitServer) -> Iterator[str]:
+    """Behind a shared key, as a production deployment runs it."""
+    with _token_server(
+        livekit_server, ROOM_PREFIX="proc", TOKEN_SERVER_API_KEY="e2e-shared-key-value"
+    ) as base:
+        yield base
 
 
 async def test_running_token_server_token_joins(
