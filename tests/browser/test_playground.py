@@ -124,11 +124,14 @@ class Session:
         return result
 
     def transcripts(self, speaker: str, *, final: bool = True) -> list[str]:
-        return [
-            t["text"]
-            for t in self.debug()["transcripts"]
-            if t["speaker"] == speaker and (t["final"] or not final)
-        ]
+        """The transcript text the page shows a person (its transcript lines), not its state."""
+        selector = f'[data-role="transcript-line"][data-speaker="{speaker}"]'
+        if final:
+            selector += '[data-final="true"]'
+        texts: list[str] = self.page.eval_on_selector_all(
+            selector, "lines => lines.map(l => l.querySelector('.text')?.textContent ?? '')"
+        )
+        return texts
 
     def wait_for(self, what: str, check: Callable[[], Any], timeout: float = STEP_TIMEOUT_S) -> Any:
         """Poll `check` until it returns something truthy; fail with what the page saw."""
