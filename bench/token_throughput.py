@@ -233,7 +233,7 @@ def main() -> None:
     )
     # livekit-server too: the token server creates each token's room there (no agent runs, so
     # the rooms wait for their empty timeout).
-    stack = Stack(StackConfig(services=()))
+    stack = Stack(StackConfig(services=())).start()
     services = _services(stack)
     try:
         for service in services.values():
@@ -242,6 +242,7 @@ def main() -> None:
     finally:
         for service in services.values():
             service.stop()
+        stack.stop()
     costs = in_process_costs()
     result.data = {"levels": data, "in_process_ms": costs}
     for name, rows in data.items():
