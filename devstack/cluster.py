@@ -14,8 +14,8 @@ import signal
 import sys
 import threading
 from dataclasses import dataclass, field
-from types import TracebackType
 
+from .lifecycle import Lifecycle
 from .livekit_server import LiveKitServer, LiveKitServerConfig
 from .paths import LOG_DIR, REPO_ROOT
 from .ports import free_tcp_port
@@ -42,7 +42,7 @@ class ClusterConfig:
             raise ValueError("a cluster runs agent workers: keep 'agent' in services")
 
 
-class Cluster:
+class Cluster(Lifecycle):
     def __init__(self, config: ClusterConfig | None = None) -> None:
         self.config = cfg = config or ClusterConfig()
         self.redis = RedisServer(RedisConfig())
@@ -133,17 +133,6 @@ class Cluster:
         for node in reversed(self.nodes):
             node.stop()
         self.redis.stop()
-
-    def __enter__(self) -> Cluster:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

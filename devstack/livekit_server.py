@@ -17,8 +17,8 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
+from .lifecycle import ChildProcess
 from .paths import CACHE_DIR, LOG_DIR
 from .ports import free_tcp_port, free_udp_port
 
@@ -138,17 +138,13 @@ class LiveKitServerConfig:
         return json.dumps(config, indent=2)
 
 
-class LiveKitServer:
+class LiveKitServer(ChildProcess):
     """A running livekit-server process; use as a context manager or call start/stop."""
 
     def __init__(self, config: LiveKitServerConfig, *, log_path: Path | None = None) -> None:
         self.config = config
         self.log_path = log_path or LOG_DIR / f"livekit-server-{config.port}.log"
         self._proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
 
     def start(self, timeout: float = 30.0) -> LiveKitServer:
         binary = ensure_livekit_server()
@@ -184,35 +180,6 @@ class LiveKitServer:
         self.stop()
         raise TimeoutError(f"livekit-server did not answer within {timeout}s; see {self.log_path}")
 
-    def stop(self, timeout: float = 10.0) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-    def kill(self) -> None:
-        """SIGKILL: a node dying, not shutting down."""
-        proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
     def restart(self) -> None:
         self.stop()
         self.start()
-
-    def __enter__(self) -> LiveKitServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

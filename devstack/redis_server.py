@@ -15,8 +15,8 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
+from .lifecycle import ChildProcess
 from .paths import LOG_DIR
 from .ports import free_tcp_port
 
@@ -59,15 +59,11 @@ def _ping(config: RedisConfig, timeout: float = 1.0) -> bool:
         return False
 
 
-class RedisServer:
+class RedisServer(ChildProcess):
     def __init__(self, config: RedisConfig | None = None, *, log_path: Path | None = None) -> None:
         self.config = config or RedisConfig()
         self.log_path = log_path or LOG_DIR / f"redis-{self.config.port}.log"
         self._proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
 
     def start(self, timeout: float = 15.0) -> RedisServer:
         binary = shutil.which("redis-server")
@@ -104,25 +100,3 @@ class RedisServer:
             time.sleep(0.05)
         logger.info("redis ready at %s (log %s)", self.config.address, self.log_path)
         return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-    def __enter__(self) -> RedisServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

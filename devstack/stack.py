@@ -13,9 +13,9 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Literal
 
+from .lifecycle import Lifecycle
 from .livekit_server import LiveKitServer, LiveKitServerConfig
 from .paths import LOG_DIR, REPO_ROOT
 from .ports import free_tcp_port
@@ -117,7 +117,7 @@ class StackConfig:
         return {k: v for k, v in os.environ.items() if k not in _OWNED_VARS}
 
 
-class Stack:
+class Stack(Lifecycle):
     def __init__(self, config: StackConfig | None = None) -> None:
         self.config = config or StackConfig()
         cfg = self.config
@@ -245,14 +245,3 @@ class Stack:
         agent = self.services["agent"]
         agent.stop()
         agent.start(timeout=self.specs["agent"].start_timeout)
-
-    def __enter__(self) -> Stack:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
