@@ -1,0 +1,121 @@
+"""End to end: a user who starts talking while the agent greets is heard and answered.
+
+A real visitor does not wait for the avatar to finish its hello. The user here asks an FAQ by
+voice half a second after the greeting's `speaking` state reached them; the agent must stop the
+greeting, transcribe the question once and answer it. (The framework's AEC warm-up, on by
+default, would feed the recogniser silence for the first 3 s of the greeting and lose the
+question: `AGENT_AEC_WARMUP_SECONDS`, docs/greeting.md.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from conversation_helpers import (
+    AGENT_TIMEOUT,
+    HOURS,
+    PASSWORD,
+    TURN_TIMEOUT,
+    assert_one_final_per_segment,
+    assert_session_states_sane,
+    collapse,
+    normalize,
+    similarity,
+)
+
+from agent.prompts import language_prompts
+from common.languages import get_language
+from devstack.stack import Stack
+from simuser import SimulatedUser, Stamp, StateChange, TranscriptStream, Utterance
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+
+# How far into the greeting (after its `speaking` state arrived) the user starts talking.
+SPEAK_INTO_GREETING = 0.5
+GREETING = language_prompts(get_language("en").prompt).greeting
+
+
+@dataclass
+class EarlyQuestion:
+    user: SimulatedUser
+    greeting_speaking: StateChange
+    question: Utterance
+    answer: TranscriptStream
+    done: StateChange
+
+
+@pytest.fixture(scope="module")
+async def early_question(stack: Stack) -> AsyncIterator[EarlyQuestion]:
+    """The user asks HOURS into the greeting; recorded until the agent listens again."""
+    user = await SimulatedUser.from_token_server(stack.token_url, faqs=[HOURS, PASSWORD])
+    await user.connect()
+    try:
+        await user.wait_for_agent(AGENT_TIMEOUT)
+        await user.publish_microphone()
+        greeting = await user.wait_for_state("speaking", timeout=TURN_TIMEOUT)
+        # Sleep until SPEAK_INTO_GREETING after the state arrived (not a pass/fail timing).
+        start = greeting.received.shifted(SPEAK_INTO_GREETING)
+        await asyncio.sleep(max(0.0, start.since(Stamp.now())))
+        question = await user.say(HOURS.question, trail_silence=1.0)
+        answer = await user.wait_for_transcript(
+            speaker="agent", final=True, contains="nine to five", timeout=TURN_TIMEOUT
+        )
+        speaking = await user.wait_for_state(
+            "speaking", after_seq=greeting.event.seq + 1, timeout=TURN_TIMEOUT
+        )
+        done = await user.wait_for_state(
+            "listening", after_seq=speaking.event.seq, timeout=TURN_TIMEOUT
+        )
+        yield EarlyQuestion(user, greeting, question, answer, done)
+    finally:
+        await user.aclose()
+
+
+async def test_question_spoken_during_the_greeting_is_answered(
+    early_question: EarlyQuestion,
+) -> None:
+    turn = early_question
+    # The user really spoke while the greeting was on: after its `speaking`, before `listening`.
+    greeting_over = next(
+        s
+        for s in turn.user.recording.states
+        if s.event.seq > turn.greeting_speaking.event.seq and s.event.state != "speaking"
+    )
+    assert turn.question.speech_started.mono < greeting_over.received.mono
+    assert turn.answer.text == HOURS.answer
+    assert turn.answer.final
+
+
+async def test_question_during_the_greeting_has_exactly_one_user_final(
+    early_question: EarlyQuestion,
+) -> None:
+    user = early_question.user
+    streams = user.transcripts(speaker="user")
+    finals = assert_one_final_per_segment(streams)
+    assert len(finals) == 1, f"user finals: {finals}"
+    (text,) = finals.values()
+    assert similarity(text, HOURS.question) >= 80, text
+
+
+async def test_greeting_is_cut_by_the_question_then_states_run_in_order(
+    early_question: EarlyQuestion,
+) -> None:
+    user = early_question.user
+    states = [s for s in user.recording.states if s.event.seq <= early_question.done.event.seq]
+    seen = collapse([s.event.state for s in states])
+    assert seen == ["listening", "speaking", "listening", "thinking", "speaking", "listening"], seen
+    # The greeting stopped because of the user: its listening came after they began speaking.
+    stopped = states[[s.event.state for s in states].index("speaking") + 1]
+    assert stopped.received.mono > early_question.question.speech_started.mono
+    # Its transcript ended early, on a word boundary of the greeting.
+    greeting = next(
+        s for s in user.transcripts(speaker="agent", final=True) if s is not early_question.answer
+    )
+    cut = normalize(greeting.text)
+    assert cut
+    assert normalize(GREETING).startswith(cut)
+    assert len(cut) < len(normalize(GREETING)), greeting.text
+    assert_session_states_sane(user)
