@@ -10,8 +10,10 @@ question: `AGENT_AEC_WARMUP_SECONDS`, docs/greeting.md.)
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from conversation_helpers import (
@@ -30,8 +32,10 @@ from agent.prompts import language_prompts
 from common.languages import get_language
 from devstack.stack import Stack
 from simuser import SimulatedUser, Stamp, StateChange, TranscriptStream, Utterance
+from simuser.cli import build_parser
+from simuser.cli import run as run_cli
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
 # How far into the greeting (after its `speaking` state arrived) the user starts talking.
 SPEAK_INTO_GREETING = 0.5
@@ -119,3 +123,29 @@ async def test_greeting_is_cut_by_the_question_then_states_run_in_order(
     assert normalize(GREETING).startswith(cut)
     assert len(cut) < len(normalize(GREETING)), greeting.text
     assert_session_states_sane(user)
+
+
+@pytest.mark.parametrize("greeting_wait", [None, "0"], ids=["default", "into-greeting"])
+async def test_simuser_cli_demo_from_the_readme_is_answered(
+    stack: Stack, tmp_path: Path, greeting_wait: str | None
+) -> None:
+    """The README's shell demo, as written (default: the user lets the greeting finish), and
+    with `--greeting-wait 0` (the user talks into the greeting): both get the answer."""
+    report = tmp_path / "report.json"
+    argv = ["--token-url", stack.token_url, "--language", "en"]
+    argv += ["--faq", f"{HOURS.question}|{HOURS.answer}", "--say", HOURS.question]
+    argv += ["--save-audio", str(tmp_path / "agent.wav"), "--json-report", str(report)]
+    if greeting_wait is not None:
+        argv += ["--greeting-wait", greeting_wait]
+    assert await run_cli(build_parser().parse_args(argv)) == 0
+    data = json.loads(report.read_text())
+    assert data["problems"] == []
+    assert [t["agent_text"] for t in data["turns"]] == [HOURS.answer]
+    states = data["recording"]["states"]
+    greeting_done = next(
+        s for s in states if s["previous"] == "speaking" and s["state"] != "speaking"
+    )
+    (question,) = data["recording"]["utterances"]
+    spoke_after_greeting = question["speech_started"]["mono"] > greeting_done["received"]["mono"]
+    # Default: after the greeting; into the greeting: the greeting ended because of the user.
+    assert spoke_after_greeting is (greeting_wait is None)
