@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 from livekit.agents import cli
 
+from .cli_notes import note_for
 from .worker import build_server
 
 # `cli.run_app` is the framework's documented CLI for these four commands; it warns that the
@@ -15,4 +17,9 @@ warnings.filterwarnings(
 )
 
 if __name__ == "__main__":
+    note, stop = note_for(sys.argv[1:])
+    if note is not None:
+        print(note, file=sys.stderr, flush=True)
+    if stop:
+        sys.exit(2)
     cli.run_app(build_server())
