@@ -31,7 +31,7 @@ from conversation_helpers import (
 from agent.prompts import language_prompts
 from common.languages import get_language
 from devstack.stack import Stack
-from simuser import SimulatedUser, Stamp, StateChange, TranscriptStream, Utterance
+from simuser import EchoPath, SimulatedUser, Stamp, StateChange, TranscriptStream, Utterance
 from simuser.cli import build_parser
 from simuser.cli import run as run_cli
 
@@ -149,3 +149,50 @@ async def test_simuser_cli_demo_from_the_readme_is_answered(
     spoke_after_greeting = question["speech_started"]["mono"] > greeting_done["received"]["mono"]
     # Default: after the greeting; into the greeting: the greeting ended because of the user.
     assert spoke_after_greeting is (greeting_wait is None)
+
+
+async def _greeting_with_echo(stack: Stack, echo: EchoPath) -> SimulatedUser:
+    """A silent user whose microphone carries the agent's voice back (from the first frame)."""
+    user = await SimulatedUser.from_token_server(stack.token_url, faqs=[HOURS], echo=echo)
+    await user.connect()
+    await user.publish_microphone()
+    await user.wait_for_agent(AGENT_TIMEOUT)
+    return user
+
+
+async def test_agent_is_not_interrupted_by_its_own_echo_through_echo_cancellation(
+    stack: Stack,
+) -> None:
+    """The trade-off of listening from the first word (docs/greeting.md): a page with echo
+    cancellation on (livekit-client's default) sends back no echo loud enough to interrupt."""
+    user = await _greeting_with_echo(stack, EchoPath(level_db=-6, cancel=True))
+    try:
+        speaking = await user.wait_for_state("speaking", timeout=TURN_TIMEOUT)
+        await user.wait_for_state("listening", after_seq=speaking.event.seq, timeout=TURN_TIMEOUT)
+        greeting = await user.wait_for_transcript(speaker="agent", timeout=TURN_TIMEOUT)
+        # Two more seconds of echo-free quiet: no user turn may follow the greeting.
+        await asyncio.sleep(2.0)
+        assert normalize(greeting.text) == normalize(GREETING), greeting.text
+        assert user.transcripts(speaker="user") == []
+        assert collapse([s.event.state for s in user.recording.states]) == [
+            "listening",
+            "speaking",
+            "listening",
+        ]
+    finally:
+        await user.aclose()
+
+
+async def test_without_echo_cancellation_the_echo_does_interrupt_the_agent(
+    stack: Stack,
+) -> None:
+    """The control for the test above: the same echo, not cancelled, does reach the agent and
+    cut its greeting (so the echo path is real and the test above is not vacuous)."""
+    user = await _greeting_with_echo(stack, EchoPath(level_db=-6, cancel=False))
+    try:
+        heard = await user.wait_for_transcript(speaker="user", timeout=TURN_TIMEOUT)
+        greeting = await user.wait_for_transcript(speaker="agent", timeout=TURN_TIMEOUT)
+        assert heard.text
+        assert len(normalize(greeting.text)) < len(normalize(GREETING)), greeting.text
+    finally:
+        await user.aclose()
