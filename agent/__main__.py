@@ -7,7 +7,8 @@ import warnings
 
 from livekit.agents import cli
 
-from .cli_notes import note_for
+from .cli_notes import WORKER_COMMANDS, command_of, missing_livekit_credentials, note_for
+from .settings import SettingsError, get_settings
 from .worker import build_server
 
 # `cli.run_app` is the framework's documented CLI for these four commands; it warns that the
@@ -16,10 +17,25 @@ warnings.filterwarnings(
     "ignore", message="the built-in Python CLI is deprecated", category=DeprecationWarning
 )
 
-if __name__ == "__main__":
-    note, stop = note_for(sys.argv[1:])
+
+def main(argv: list[str]) -> None:
+    note, stop = note_for(argv)
     if note is not None:
         print(note, file=sys.stderr, flush=True)
     if stop:
         sys.exit(2)
-    cli.run_app(build_server())
+    try:
+        settings = get_settings()
+    except SettingsError as exc:
+        sys.exit(f"agent: {exc}")
+    if "--help" not in argv and command_of(argv) in WORKER_COMMANDS:
+        problem = missing_livekit_credentials(
+            settings.livekit_api_key, settings.livekit_api_secret is not None
+        )
+        if problem is not None:
+            sys.exit(problem)
+    cli.run_app(build_server(settings))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

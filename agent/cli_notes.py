@@ -12,7 +12,17 @@ import importlib
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
-__all__ = ["CONSOLE_NEEDS_SOUND", "DEV_NOTE", "console_problem", "note_for"]
+__all__ = [
+    "CONSOLE_NEEDS_SOUND",
+    "DEV_NOTE",
+    "WORKER_COMMANDS",
+    "console_problem",
+    "missing_livekit_credentials",
+    "note_for",
+]
+
+# The commands that connect a worker to LiveKit (and so need its key and secret).
+WORKER_COMMANDS = frozenset({"start", "dev", "connect"})
 
 CONSOLE_NEEDS_SOUND = (
     "agent: `python -m agent console` talks through this machine's microphone and speakers, "
@@ -31,6 +41,10 @@ DEV_NOTE = (
 )
 
 
+def command_of(argv: Sequence[str]) -> str | None:
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
 def console_problem(
     import_module: Callable[[str], ModuleType] = importlib.import_module,
 ) -> str | None:
@@ -42,9 +56,24 @@ def console_problem(
     return None
 
 
+def missing_livekit_credentials(key: str | None, secret_set: bool) -> str | None:
+    """One line naming the missing LiveKit credentials of a worker command, or None.
+
+    Without them the framework logs a traceback and exits 0, which reads as a clean stop.
+    """
+    given = (("LIVEKIT_API_KEY", bool(key)), ("LIVEKIT_API_SECRET", secret_set))
+    missing = [name for name, ok in given if not ok]
+    if not missing:
+        return None
+    return (
+        f"agent: {' and '.join(missing)} not set (environment or .env): the worker needs the "
+        "key and secret of the LiveKit server at LIVEKIT_URL; `make dev` passes its own"
+    )
+
+
 def note_for(argv: Sequence[str]) -> tuple[str | None, bool]:
     """(what to print first, whether to stop) for the command line `argv` (without argv[0])."""
-    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    command = command_of(argv)
     if "--help" in argv:
         return None, False
     if command == "console":

@@ -11,7 +11,7 @@ from types import ModuleType
 
 import pytest
 
-from agent.cli_notes import DEV_NOTE, console_problem, note_for
+from agent.cli_notes import DEV_NOTE, console_problem, missing_livekit_credentials, note_for
 
 pytestmark = pytest.mark.unit
 
@@ -75,3 +75,33 @@ def test_dev_gets_our_word_on_the_deprecation_warning_and_help_gets_none() -> No
     assert "lk agent dev" in DEV_NOTE
     assert note_for(["dev", "--help"]) == (None, False)
     assert note_for(["start"]) == (None, False)
+
+
+def test_worker_without_livekit_credentials_names_them() -> None:
+    both = missing_livekit_credentials(None, secret_set=False)
+    assert both is not None
+    assert "LIVEKIT_API_KEY and LIVEKIT_API_SECRET" in both
+    assert missing_livekit_credentials("devkey", secret_set=False) == both.replace(
+        "LIVEKIT_API_KEY and ", ""
+    )
+    assert missing_livekit_credentials("devkey", secret_set=True) is None
+
+
+def test_agent_start_alone_says_what_is_missing_and_fails(tmp_path: Path) -> None:
+    """The framework alone logs a traceback and exits 0; ours is one line and a failure."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEKIT_")}
+    env["PYTHONPATH"] = str(ROOT)
+    result = subprocess.run(
+        [sys.executable, "-m", "agent", "start"],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        missing_livekit_credentials(None, secret_set=False)
+    ]
