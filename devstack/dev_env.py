@@ -80,7 +80,7 @@ def livekit_target(
         raise DevConfigError(
             f"LIVEKIT_URL is {url} (not this machine) but {' and '.join(missing)} "
             f"{'is' if len(missing) == 1 else 'are'} not set: put the project's key and secret "
-            "(LiveKit Cloud: Settings > API keys) in .env; make dev never signs for a remote "
+            "(LiveKit Cloud: project Settings > Keys) in .env; make dev never signs for a remote "
             "server with its local secret"
         )
     server = LiveKitServerConfig(api_key=key, api_secret=secret)
