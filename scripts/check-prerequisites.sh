@@ -5,7 +5,7 @@
 #   bash scripts/check-prerequisites.sh [DEBIAN_PACKAGE ...]
 #
 # Python >= 3.11 with venv (until .venv exists), Node >= 20 and npm, Go >= 1.26 (until
-# livekit-server is built), and - when one of the given Debian packages is missing - apt-get
+# livekit-server and the tests' .dockerignore oracle are built), and - when one of the given Debian packages is missing - apt-get
 # and root or sudo to install it. Exit 0 when all is there; else one line per problem, exit 1.
 # Only bash builtins and the tools being checked are used (the tests run it with fake PATHs).
 set -uo pipefail
@@ -54,7 +54,7 @@ if ! command -v npm >/dev/null; then
   missing "npm (comes with Node.js; Debian: apt-get install npm)"
 fi
 
-# --- Go >= 1.26, until the pinned livekit-server is built --------------------------------------
+# --- Go >= 1.26, until the pinned livekit-server and the .dockerignore oracle are built ---------
 version=""
 if [[ -f $ROOT/devstack/livekit_server.py ]]; then
   while IFS= read -r line; do
@@ -63,9 +63,10 @@ if [[ -f $ROOT/devstack/livekit_server.py ]]; then
     fi
   done <"$ROOT/devstack/livekit_server.py"
 fi
-if [[ -z $version || ! -x $ROOT/.cache/livekit-server/$version/livekit-server ]]; then
+if [[ -z $version || ! -x $ROOT/.cache/livekit-server/$version/livekit-server ||
+  ! -x $ROOT/.cache/tools/dockerignore-oracle ]]; then
   if ! command -v go >/dev/null; then
-    missing "Go >= 1.26 (go not found; it builds livekit-server once; Debian 12 ships 1.19: install Go 1.26+ from its official release)"
+    missing "Go >= 1.26 (go not found; it builds livekit-server and a test tool once; Debian 12 ships 1.19: install Go 1.26+ from its official release)"
   else
     out=$(go version 2>/dev/null)
     if [[ ! $out =~ go([0-9]+)\.([0-9]+) ]] || ! at_least "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}" 1 26; then

@@ -23,8 +23,11 @@ GOOD = {
 }
 
 
-def _run(tmp_path: Path, tools: dict[str, str], *packages: str) -> tuple[int, list[str]]:
-    """Run the script with only `tools` on PATH (each a tiny bash script) and an empty repo."""
+def _run(
+    tmp_path: Path, tools: dict[str, str], *packages: str, repo: Path | None = None
+) -> tuple[int, list[str]]:
+    """Run the script with only `tools` on PATH (each a tiny bash script) and `repo` (default:
+    an empty one) as the repository."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(parents=True)
     for name, body in tools.items():
@@ -33,7 +36,7 @@ def _run(tmp_path: Path, tools: dict[str, str], *packages: str) -> tuple[int, li
         tool.chmod(0o755)
     result = subprocess.run(
         [BASH, str(SCRIPT), *packages],
-        env={"PATH": str(bin_dir), "PREREQ_ROOT": str(tmp_path / "repo")},
+        env={"PATH": str(bin_dir), "PREREQ_ROOT": str(repo or tmp_path / "repo")},
         capture_output=True,
         text=True,
         timeout=30,
@@ -72,6 +75,23 @@ def test_each_missing_toolchain_is_one_line(
     assert rc == 1
     (line,) = _missing(lines)
     assert line.startswith(f"missing prerequisite: {expected}"), line
+
+
+def test_go_is_not_needed_once_its_builds_are_cached(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    (repo / "devstack").mkdir(parents=True)
+    (repo / "devstack" / "livekit_server.py").write_text('LIVEKIT_SERVER_VERSION = "v9.9.9"\n')
+    builds = (".cache/livekit-server/v9.9.9/livekit-server", ".cache/tools/dockerignore-oracle")
+    for built in builds:
+        (repo / built).parent.mkdir(parents=True)
+        (repo / built).write_text("")
+        (repo / built).chmod(0o755)
+    no_go = {k: v for k, v in GOOD.items() if k != "go"}
+    assert _run(tmp_path, no_go) == (0, [])
+    (repo / ".cache/tools/dockerignore-oracle").unlink()
+    rc, lines = _run(tmp_path / "again", no_go, repo=repo)
+    assert rc == 1
+    assert _missing(lines)[0].startswith("missing prerequisite: Go >= 1.26 (go not found")
 
 
 def test_no_root_and_no_sudo_matters_only_when_a_package_is_missing(tmp_path: Path) -> None:
