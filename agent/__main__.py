@@ -7,6 +7,7 @@ import warnings
 
 from livekit.agents import cli
 
+from .cli_notes import WORKER_COMMANDS, command_of, missing_livekit_credentials, note_for
 from .settings import SettingsError, get_settings
 from .worker import build_server
 
@@ -20,16 +21,28 @@ warnings.filterwarnings(
 )
 
 
-def main() -> None:
+def main(argv: list[str]) -> None:
+    note, stop = note_for(argv)
+    if note is not None:
+        print(note, file=sys.stderr, flush=True)
+    if stop:
+        sys.exit(2)
     try:
         settings = get_settings()
     except SettingsError as exc:
-        raise SystemExit(f"agent: {exc}") from None
-    command = sys.argv[1] if len(sys.argv) > 1 else ""
-    if command in _SERVING_COMMANDS and (problem := settings.missing_provider()) is not None:
-        raise SystemExit(f"agent: refusing to start: {problem}")
+        sys.exit(f"agent: {exc}")
+    if "--help" not in argv:
+        command = command_of(argv)
+        if command in _SERVING_COMMANDS and (problem := settings.missing_provider()) is not None:
+            sys.exit(f"agent: refusing to start: {problem}")
+        if command in WORKER_COMMANDS:
+            problem = missing_livekit_credentials(
+                settings.livekit_api_key, settings.livekit_api_secret is not None
+            )
+            if problem is not None:
+                sys.exit(problem)
     cli.run_app(build_server(settings))
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -160,6 +160,8 @@ async def build_session(
         vad=vad_model,
         turn_handling=turn_handling,
         user_away_timeout=settings.agent_idle_timeout_seconds,
+        # Given explicitly (None = off), so the framework does not re-decide it per participant.
+        aec_warmup_duration=settings.agent_aec_warmup_seconds or None,
         conn_options=SessionConnectOptions(
             stt_conn_options=provider_conn,
             llm_conn_options=provider_conn,

@@ -106,6 +106,11 @@ class Settings(BaseSettings):
     # `model`: the local end-of-turn model (turn-detector v1-mini); `vad`: silence alone.
     agent_turn_detector: Literal["model", "vad"] = "model"
 
+    # Seconds after the agent first starts speaking during which the user's audio is neither
+    # transcribed nor allowed to interrupt (the framework's guard while a browser's echo
+    # cancellation settles). 0 turns it off; see docs/greeting.md for the trade-off.
+    agent_aec_warmup_seconds: float = Field(default=0.0, ge=0, le=10)
+
     agent_idle_timeout_seconds: float = Field(default=120.0, gt=0)
     agent_user_rejoin_grace_seconds: float = Field(default=20.0, ge=0)
 

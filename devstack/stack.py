@@ -110,6 +110,8 @@ class StackConfig:
     base_env: dict[str, str] = field(default_factory=lambda: StackConfig.isolated_env())
     log_dir: Path = LOG_DIR
     run_livekit: bool = True
+    # A remote LiveKit (Cloud) to use instead of the local server's URL (with run_livekit off).
+    livekit_url: str | None = None
 
     @staticmethod
     def isolated_env() -> dict[str, str]:
@@ -159,7 +161,7 @@ class Stack(Lifecycle):
         env.update(
             {
                 "PYTHONUNBUFFERED": "1",
-                "LIVEKIT_URL": cfg.livekit.url,
+                "LIVEKIT_URL": self.livekit_url,
                 "LIVEKIT_API_KEY": cfg.livekit.api_key,
                 "LIVEKIT_API_SECRET": cfg.livekit.api_secret,
                 "AGENT_NAME": cfg.agent_name,
@@ -175,7 +177,7 @@ class Stack(Lifecycle):
                 "PLAYGROUND_PORT": str(p.playground),
                 "PLAYGROUND_CONFIG": json.dumps(
                     {
-                        "livekitUrl": cfg.livekit.url,
+                        "livekitUrl": self.livekit_url,
                         "tokenUrl": f"http://127.0.0.1:{p.token_server}/api/token",
                         "roomPrefix": room_prefix,
                     }
@@ -191,7 +193,7 @@ class Stack(Lifecycle):
     # --- URLs -------------------------------------------------------------------------------
     @property
     def livekit_url(self) -> str:
-        return self.config.livekit.url
+        return self.config.livekit_url or self.config.livekit.url
 
     @property
     def token_url(self) -> str:

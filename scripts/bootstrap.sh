@@ -13,8 +13,11 @@ CACHE=.cache
 mkdir -p "$CACHE"
 say() { printf '\033[1m[bootstrap]\033[0m %s\n' "$*" >&2; }
 
-# --- Debian packages -------------------------------------------------------------------------
 APT_PACKAGES=(espeak-ng sox chromium iproute2 make redis-server)
+# Toolchains and rights first: one line per missing prerequisite instead of a failed build.
+bash scripts/check-prerequisites.sh "${APT_PACKAGES[@]}" || exit 1
+
+# --- Debian packages -------------------------------------------------------------------------
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

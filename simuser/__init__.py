@@ -8,6 +8,7 @@ receives with monotonic and wall-clock stamps. See `SimulatedUser` and `simuser.
 from __future__ import annotations
 
 from .client import RPC_ATTEMPTS, RPC_RETRY_DELAY, RpcCallError, SimulatedUser
+from .echo import EchoPath
 from .recording import (
     AudioMark,
     ParticipantEvent,
@@ -25,6 +26,7 @@ __all__ = [
     "RPC_ATTEMPTS",
     "RPC_RETRY_DELAY",
     "AudioMark",
+    "EchoPath",
     "ParticipantEvent",
     "Recording",
     "RpcCall",

@@ -11,6 +11,7 @@ import numpy as np
 from livekit import rtc
 
 from .audio import DEFAULT_SILENCE_RMS, SAMPLE_RATE, Int16Array, rms, save_wav
+from .echo import EchoPath
 from .recording import AudioMark, Recording, Stamp
 
 __all__ = ["AgentAudioRecorder"]
@@ -26,10 +27,15 @@ class AgentAudioRecorder:
     """
 
     def __init__(
-        self, recording: Recording, *, silence_threshold: float = DEFAULT_SILENCE_RMS
+        self,
+        recording: Recording,
+        *,
+        silence_threshold: float = DEFAULT_SILENCE_RMS,
+        echo: EchoPath | None = None,
     ) -> None:
         self.recording = recording
         self.silence_threshold = silence_threshold
+        self.echo = echo
         self._chunks: list[Int16Array] = []
         self._streams: dict[str, tuple[rtc.AudioStream, asyncio.Task[None]]] = {}
 
@@ -73,6 +79,8 @@ class AgentAudioRecorder:
             frame = event.frame
             data: Int16Array = np.frombuffer(frame.data, dtype=np.int16).copy()
             self._chunks.append(data)
+            if self.echo is not None:
+                self.echo.far_end(data)
             rec = self.recording
             if rec.agent_audio_first_frame is None:
                 rec.agent_audio_first_frame = at

@@ -5,9 +5,10 @@
         --say "What are your opening hours?" --save-audio out.wav --json-report report.json
     python -m simuser --sample-faqs --say "How do I reset my password?"
 
-Each `--send-text` and `--say` is one turn: the user asks, then waits for the agent's final
-transcript and its return to `listening`. The timeline is printed at the end; the exit code is
-0 when every step succeeded, 1 otherwise.
+Like a person, the user first lets the agent finish its greeting (`--greeting-wait 0` speaks
+into it instead: the agent stops and answers). Each `--send-text` and `--say` is one turn: the
+user asks, then waits for the agent's final transcript and its return to `listening`. The
+timeline is printed at the end; the exit code is 0 when every step succeeded, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -74,6 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
     turns.add_argument(
         "--say", action="append", default=[], metavar="TEXT_OR_WAV", help="text or a .wav file"
     )
+    turns.add_argument(
+        "--greeting-wait",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="wait up to S seconds for the agent's greeting to start, then until it ends, "
+        "before the first turn (0: do not wait, talk into the greeting; default: 5)",
+    )
     turns.add_argument("--lead-silence", type=float, default=0.3, metavar="S")
     turns.add_argument("--trail-silence", type=float, default=0.5, metavar="S")
     waits = p.add_argument_group("waits (seconds)")
@@ -113,6 +122,24 @@ class _Run:
             result["first_agent_audio_s"] = round(audio.since(mark), 3)
         self.turns.append(result)
 
+    async def let_the_greeting_finish(self) -> None:
+        """As a person would: hear the agent's hello out before asking (a greeting that does
+        not start within --greeting-wait is not waited for; none is not a failure)."""
+        user, args = self.user, self.args
+        if args.greeting_wait <= 0:
+            return
+        try:
+            greeting = await user.wait_for_state("speaking", timeout=args.greeting_wait)
+        except TimeoutError:
+            logger.info("no greeting within %.1fs; going on", args.greeting_wait)
+            return
+        try:
+            await user.wait_for_state(
+                "listening", after_seq=greeting.event.seq, timeout=args.reply_timeout
+            )
+        except TimeoutError as exc:
+            self.problems.append(f"greeting: {exc}")
+
     async def main(self) -> None:
         user, args = self.user, self.args
         await user.connect()
@@ -122,6 +149,7 @@ class _Run:
             await user.wait_for_state("listening", timeout=args.ready_timeout)
         except TimeoutError as exc:
             self.problems.append(f"ready: {exc}")
+        await self.let_the_greeting_finish()
         if args.say:
             await user.publish_microphone()
         for text in args.send_text:

@@ -47,6 +47,7 @@ from common.protocol import (
 
 from .agent_audio import AgentAudioRecorder
 from .audio import DEFAULT_SILENCE_RMS, load_wav
+from .echo import EchoPath
 from .microphone import Microphone
 from .recording import (
     ParticipantEvent,
@@ -123,6 +124,7 @@ class SimulatedUser:
         frame_ms: int = 20,
         keep_alive: bool = True,
         silence_threshold: float = DEFAULT_SILENCE_RMS,
+        echo: EchoPath | None = None,
     ) -> None:
         self.url = url
         self.token = token
@@ -133,10 +135,13 @@ class SimulatedUser:
         self.grant: TokenGrant | None = None
         self.recording = Recording()
         self.room = rtc.Room()
+        # `echo`: the agent's voice comes back into the microphone, as from a page's speakers.
         self.microphone = Microphone(
-            frame_ms=frame_ms, keep_alive=keep_alive, silence_threshold=silence_threshold
+            frame_ms=frame_ms, keep_alive=keep_alive, silence_threshold=silence_threshold, echo=echo
         )
-        self.agent_audio = AgentAudioRecorder(self.recording, silence_threshold=silence_threshold)
+        self.agent_audio = AgentAudioRecorder(
+            self.recording, silence_threshold=silence_threshold, echo=echo
+        )
         self._tasks: set[asyncio.Task[None]] = set()
         self._state_handler_registered = False
         self._closed = False

@@ -25,6 +25,7 @@ from .audio import (
     silence,
     voiced_span,
 )
+from .echo import EchoPath
 from .recording import Stamp, Utterance
 
 __all__ = ["FRAME_MS_CHOICES", "Microphone"]
@@ -55,12 +56,14 @@ class Microphone:
         frame_ms: int = 20,
         keep_alive: bool = True,
         silence_threshold: float = DEFAULT_SILENCE_RMS,
+        echo: EchoPath | None = None,
     ) -> None:
         if frame_ms not in FRAME_MS_CHOICES:
             raise ValueError(f"frame_ms must be one of {FRAME_MS_CHOICES}")
         self.frame_ms = frame_ms
         self.keep_alive = keep_alive
         self.silence_threshold = silence_threshold
+        self.echo = echo
         self._frame_samples = SAMPLE_RATE * frame_ms // 1000
         self._period = frame_ms / 1000
         self._pacer = RealTimePacer(self._period)
@@ -143,6 +146,8 @@ class Microphone:
                 if job is None and not self.keep_alive:
                     return
                 chunk = quiet if job is None else job.frames[job.index]
+                if self.echo is not None:
+                    chunk = self.echo.process(chunk)
                 deadline = await self._pacer.next_deadline()
                 now = Stamp.now()
                 due = now.shifted(deadline - now.mono)

@@ -323,6 +323,7 @@ async def test_simuser_cli_runs_a_text_turn_and_writes_a_report(
         report = tmp_path / "report.json"
         argv = ["--url", livekit_server.config.url, "--token", token, "--send-text", "Hours?"]
         argv += ["--linger", "0", "--reply-timeout", "10", "--json-report", str(report)]
+        argv += ["--greeting-wait", "0"]  # this fake agent does not greet
         args = build_parser().parse_args(argv)
         cli_run = asyncio.create_task(run_cli(args))
         user = await asyncio.wait_for(agent.joined, 10)

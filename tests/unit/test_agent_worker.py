@@ -3,9 +3,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
+from livekit.plugins import silero
 
-from agent.pipeline import stt_vocabulary_hint
+from agent.pipeline import build_session, stt_vocabulary_hint
+from agent.settings import Settings, load_settings
 from agent.worker import _at_most_jobs
+from common.languages import get_language
 from common.metadata import Faq
 
 pytestmark = pytest.mark.unit
@@ -50,3 +53,17 @@ def test_stt_hint_is_bounded() -> None:
     faqs = [Faq(question="q" * 300, answer="a") for _ in range(50)]
     assert 0 < len(stt_vocabulary_hint(faqs)) <= 2000
     assert stt_vocabulary_hint([]) == ""
+
+
+@pytest.mark.parametrize(("seconds", "expected"), [(0.0, None), (3.0, 3.0)])
+async def test_session_listens_from_the_first_word_unless_aec_warmup_is_set(
+    seconds: float, expected: float | None
+) -> None:
+    """AGENT_AEC_WARMUP_SECONDS reaches the session; 0 (the default) turns the guard off."""
+    settings = load_settings(_env_file=None, agent_aec_warmup_seconds=seconds)
+    session, _ = await build_session(settings, get_language("en"), (), silero.VAD.load())
+    assert session.options.aec_warmup_duration == expected
+
+
+def test_aec_warmup_is_off_by_default() -> None:
+    assert Settings.model_fields["agent_aec_warmup_seconds"].default == 0.0

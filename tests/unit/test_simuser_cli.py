@@ -83,3 +83,8 @@ def test_timeline_and_json_report_cover_every_kind_of_record() -> None:
     )
     assert data["transcripts"][0]["final"] is True
     assert format_timeline(Recording()) == "(nothing recorded)"
+
+
+def test_parser_lets_the_greeting_finish_by_default() -> None:
+    assert build_parser().parse_args([]).greeting_wait > 0
+    assert build_parser().parse_args(["--greeting-wait", "0"]).greeting_wait == 0
