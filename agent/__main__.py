@@ -33,14 +33,14 @@ def main(argv: list[str]) -> None:
         sys.exit(f"agent: {exc}")
     if "--help" not in argv:
         command = command_of(argv)
-        if command in _SERVING_COMMANDS and (problem := settings.missing_provider()) is not None:
-            sys.exit(f"agent: refusing to start: {problem}")
         if command in WORKER_COMMANDS:
             problem = missing_livekit_credentials(
                 settings.livekit_api_key, settings.livekit_api_secret is not None
             )
             if problem is not None:
                 sys.exit(problem)
+        if command in _SERVING_COMMANDS and (problem := settings.missing_provider()) is not None:
+            sys.exit(f"agent: refusing to start: {problem}")
     cli.run_app(build_server(settings))
 
 

@@ -12,7 +12,6 @@ import textwrap
 from collections.abc import Sequence
 
 from pydantic import BaseModel, SecretStr
-from pydantic_core import PydanticUndefined
 
 __all__ = ["parse_service_args", "settings_variables"]
 
@@ -30,7 +29,7 @@ def _default(settings: type[BaseModel], name: str) -> str:
     if field.is_required():
         return "required"
     value = field.get_default(call_default_factory=True)
-    if value is None or value is PydanticUndefined:
+    if value is None:
         return "unset"
     if isinstance(value, SecretStr):
         return "set"
