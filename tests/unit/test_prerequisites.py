@@ -119,4 +119,4 @@ def test_bootstrap_checks_prerequisites_before_installing_anything() -> None:
     text = (SCRIPT.parent / "bootstrap.sh").read_text()
     check = text.index("check-prerequisites.sh")
     assert check < text.index("apt-get")
-    assert check < text.index("uv sync")
+    assert check < text.index("sync --locked")
