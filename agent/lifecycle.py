@@ -171,5 +171,13 @@ def wait_for_rejoin(
         logger.info("user %s rejoined; re-sending the agent state", user_identity)
         on_rejoin()
 
+    def _on_reconnected() -> None:
+        # Our own connection came back (e.g. the server restarted). A user who reconnected first
+        # raises no `participant_connected` for us: re-send the state to them now.
+        if user_identity in room.remote_participants:
+            logger.info("reconnected; re-sending the agent state to %s", user_identity)
+            on_rejoin()
+
     room.on("participant_disconnected", _on_disconnected)
     room.on("participant_connected", _on_connected)
+    room.on("reconnected", _on_reconnected)

@@ -281,3 +281,31 @@ def test_forkserver_signals_does_nothing_outside_the_forkserver() -> None:
     module = importlib.reload(forkserver_signals)
     assert module.imported_by_the_forkserver() is False
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+class RoomWithParticipants(rtc.EventEmitter[str]):
+    def __init__(self) -> None:
+        super().__init__()
+        self.remote_participants: dict[str, FakeParticipant] = {}
+
+
+async def test_our_reconnect_resends_the_state_to_a_user_already_back() -> None:
+    """After a server restart the user may reconnect before the agent does: no
+    `participant_connected` reaches us then, so the agent's own reconnect re-sends the state."""
+    room = RoomWithParticipants()
+    rejoined: list[bool] = []
+    tasks = BackgroundTasks()
+    wait_for_rejoin(
+        room,  # type: ignore[arg-type]
+        FakeSession(),  # type: ignore[arg-type]
+        "u1",
+        grace=1.0,
+        on_rejoin=lambda: rejoined.append(True),
+        tasks=tasks,
+    )
+    room.emit("reconnected")
+    assert rejoined == []  # the user is not back yet: `participant_connected` will come
+    room.remote_participants["u1"] = FakeParticipant("u1")
+    room.emit("reconnected")
+    assert rejoined == [True]
+    await tasks.aclose()
