@@ -1,5 +1,5 @@
 # The two README commands: `make dev` runs the whole stack, `make test` runs every test.
-.PHONY: dev test lint fmt bootstrap bench bench-join bench-state-rpc bench-voice bench-eot bench-capacity bench-tokens bench-report
+.PHONY: dev dev-cluster test lint fmt bootstrap bench bench-join bench-state-rpc bench-voice bench-eot bench-capacity bench-tokens bench-report
 
 dev:
 	bash scripts/bootstrap.sh
@@ -7,6 +7,12 @@ dev:
 
 test:
 	bash scripts/test.sh
+
+# LiveKit's distributed mode on this machine: Redis, NODES livekit-server nodes, WORKERS workers.
+NODES ?= 2
+WORKERS ?= 2
+dev-cluster: bootstrap
+	.venv/bin/python -m devstack.cluster --nodes $(NODES) --workers $(WORKERS)
 
 lint: bootstrap
 	bash scripts/lint.sh

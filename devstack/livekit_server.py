@@ -75,6 +75,9 @@ class LiveKitServerConfig:
     rtc_udp_port: int = 7882
     api_key: str = "devkey"
     api_secret: str = field(default_factory=generate_api_secret)
+    # Distributed mode: nodes that share one Redis route rooms between them.
+    redis_address: str | None = None
+    redis_password: str | None = None
 
     @classmethod
     def on_free_ports(cls, **kwargs: str) -> LiveKitServerConfig:
@@ -82,6 +85,17 @@ class LiveKitServerConfig:
             port=free_tcp_port(),
             rtc_udp_port=free_udp_port(),
             **kwargs,
+        )
+
+    def node(self, redis_address: str, redis_password: str) -> LiveKitServerConfig:
+        """Another node of the same cluster: same keys and Redis, its own free ports."""
+        return LiveKitServerConfig(
+            port=free_tcp_port(),
+            rtc_udp_port=free_udp_port(),
+            api_key=self.api_key,
+            api_secret=self.api_secret,
+            redis_address=redis_address,
+            redis_password=redis_password,
         )
 
     @property
@@ -119,6 +133,8 @@ class LiveKitServerConfig:
             # of AGENT_MAX_JOBS (the 0.7 default would hold back a third of the capacity).
             "agents": {"target_load": 1.0},
         }
+        if self.redis_address is not None:
+            config["redis"] = {"address": self.redis_address, "password": self.redis_password}
         return json.dumps(config, indent=2)
 
 
@@ -176,6 +192,13 @@ class LiveKitServer:
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def kill(self) -> None:
+        """SIGKILL: a node dying, not shutting down."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait()
 

@@ -10,7 +10,7 @@ mkdir -p "$CACHE"
 say() { printf '\033[1m[bootstrap]\033[0m %s\n' "$*" >&2; }
 
 # --- Debian packages -------------------------------------------------------------------------
-APT_PACKAGES=(espeak-ng sox chromium iproute2 make)
+APT_PACKAGES=(espeak-ng sox chromium iproute2 make redis-server)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -40,6 +40,17 @@ fi
 
 # --- livekit-server (built from the Go module proxy, cached per version) -----------------------
 .venv/bin/python -c "from devstack.livekit_server import ensure_livekit_server as e; e()"
+
+# --- Docker's .dockerignore matcher, for the unit tests (Go, cached by its sources) -----------
+oracle_src=tests/tools/dockerignore_oracle
+oracle="$CACHE/tools/dockerignore-oracle"
+want=$(cat "$oracle_src"/go.mod "$oracle_src"/go.sum "$oracle_src"/main.go | sha256sum | cut -d' ' -f1)
+if [ ! -x "$oracle" ] || [ "$(cat "$CACHE/oracle.stamp" 2>/dev/null)" != "$want" ]; then
+  say "building the .dockerignore oracle (moby/patternmatcher)"
+  mkdir -p "$CACHE/tools"
+  (cd "$oracle_src" && go build -o "$OLDPWD/$oracle" .)
+  echo "$want" >"$CACHE/oracle.stamp"
+fi
 
 # --- playground (npm, cached by lock file) -----------------------------------------------------
 if [ -f playground/package-lock.json ]; then

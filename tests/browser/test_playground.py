@@ -58,6 +58,8 @@ CHROMIUM_ARGS = [
     "--use-fake-ui-for-media-stream",
     "--use-fake-device-for-media-stream",
     "--disable-background-networking",
+    # No mDNS host candidates (and no multicast socket for them): every candidate is an address.
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",

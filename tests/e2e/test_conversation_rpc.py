@@ -42,6 +42,7 @@ from livekit import rtc
 from agent.prompts import language_prompts
 from common.metadata import MAX_FAQS, Faq
 from common.protocol import MAX_SEND_TEXT_CHARS, AgentStatus, RpcErrorCode
+from devstack.paths import REPO_ROOT
 from devstack.stack import Stack
 from simuser import Stamp, StateChange, TranscriptStream
 from simuser.audio import save_wav
@@ -202,6 +203,12 @@ async def test_set_faqs_replaces_the_faqs(talk: Conversation) -> None:
     assert NEW_FAQS[0].question in old.answer.text
 
 
+def spanish_decline() -> str:
+    """The fixed start of the stand-in's Spanish "I don't know" reply."""
+    replies = json.loads((REPO_ROOT / "standin/data/replies.json").read_text(encoding="utf-8"))
+    return str(replies["es"]["unknown"]).split("{", 1)[0]
+
+
 async def test_set_language_switches_line_voice_and_answers_to_spanish(
     talk: Conversation, stack: Stack, tmp_path: Path
 ) -> None:
@@ -236,6 +243,10 @@ async def test_set_language_switches_line_voice_and_answers_to_spanish(
     # A second language at the text level (the offline recogniser hears English only).
     turn = await ask_by_text(talk, HORARIO.question)
     assert turn.answer.text == HORARIO.answer
+    # The answerer itself now works in Spanish: an uncovered question is declined in Spanish
+    # (a FAQ match alone would pass in an English session too).
+    declined = await ask_by_text(talk, "¿Aceptan pagos con bitcoin los domingos?")
+    assert declined.answer.text.startswith(spanish_decline()), declined.answer.text
 
 
 async def test_session_state_rpcs_are_ordered_and_every_socket_stays_on_loopback(

@@ -37,7 +37,7 @@ from fault_helpers import (
     worker_status,
 )
 
-from devstack.loopback import non_loopback_connections
+from devstack.loopback import off_loopback_sockets
 from devstack.stack import Stack
 from simuser import SimulatedUser
 
@@ -69,7 +69,7 @@ async def new_session_works(stack: Stack) -> None:
         await wait_for_greeting(user)
         answer = await ask(user, QUESTION, expect=ANSWER)
         assert answer.final
-        assert non_loopback_connections([*stack.pids(), os.getpid()]) == []
+        assert off_loopback_sockets([*stack.pids(), os.getpid()]) == []
 
 
 async def test_dropped_user_rejoining_within_the_grace_keeps_the_session(stack: Stack) -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from common.metadata import Faq
-from devstack.loopback import non_loopback_connections
+from devstack.loopback import off_loopback_sockets
 from devstack.stack import Stack
 from simuser import SimulatedUser, Stamp
 
@@ -127,4 +127,4 @@ async def test_concurrent_users_lose_no_session_and_no_turn(
     problems = [p for r in runs for p in r.problems]
     assert greeted == USERS, problems
     assert answered == turns == USERS * TEXT_TURNS + 1, problems
-    assert non_loopback_connections(stack.pids()) == []
+    assert off_loopback_sockets(stack.pids()) == []

@@ -40,6 +40,7 @@ class Observed:
     metrics_url: str
     room: str
     identity: str
+    states_received: int
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +93,8 @@ async def conversation(observed_stack: tuple[Stack, str]) -> Observed:
         )
         await user.send_text("How do I reset my password?")
         await user.wait_for_transcript(speaker="agent", contains="forgot password", timeout=60)
-    return Observed(stack, metrics_url, user.grant.room, user.grant.identity)
+    states = len(user.recording.states)
+    return Observed(stack, metrics_url, user.grant.room, user.grant.identity, states)
 
 
 async def test_metrics_count_the_session_its_turns_and_their_latencies(
@@ -105,20 +107,26 @@ async def test_metrics_count_the_session_its_turns_and_their_latencies(
             if total(found, "avatar_agent_sessions_ended_total") >= 1:
                 break
             await asyncio.sleep(0.5)
-    assert total(found, "avatar_agent_sessions_started_total", language="en") >= 1
+    # The stack is this module's own and ran exactly one session: every count is exact.
+    assert total(found, "avatar_agent_sessions_started_total", language="en") == 1
+    assert total(found, "avatar_agent_sessions_started_total") == 1
+    assert total(found, "avatar_agent_sessions_ended_total") == 1
     assert total(found, "avatar_agent_sessions_active") == 0
-    assert total(found, "avatar_agent_turns_total", role="user") >= 2
-    assert total(found, "avatar_agent_turns_total", role="agent") >= 3  # greeting + 2 answers
-    for histogram in (
-        "avatar_agent_end_of_turn_delay_seconds",
-        "avatar_agent_llm_ttft_seconds",
-        "avatar_agent_tts_ttfb_seconds",
-        "avatar_agent_response_latency_seconds",
-    ):
-        assert total(found, f"{histogram}_count") >= 1, histogram
-        assert total(found, f"{histogram}_bucket", le="+Inf") >= 1, histogram
-    # listening, speaking, listening (greeting), then a state per turn at least
-    assert total(found, "avatar_agent_state_rpc_attempts_total", outcome="delivered") >= 4
+    assert total(found, "avatar_agent_turns_total", role="user") == 2  # spoken + typed
+    assert total(found, "avatar_agent_turns_total", role="agent") == 3  # greeting + 2 answers
+    expected_counts = {
+        "avatar_agent_end_of_turn_delay_seconds": 1,  # the spoken question only
+        "avatar_agent_llm_ttft_seconds": 2,  # the two answers (the greeting is a fixed line)
+        "avatar_agent_tts_ttfb_seconds": 3,  # greeting and two answers
+    }
+    for histogram, count in expected_counts.items():
+        assert total(found, f"{histogram}_count") == count, histogram
+        assert total(found, f"{histogram}_bucket", le="+Inf") == count, histogram
+    # Speech-to-speech latency exists for the spoken question only.
+    assert total(found, "avatar_agent_response_latency_seconds_count") == 1
+    # Every state call the user's page received was counted as delivered, and only those.
+    delivered = total(found, "avatar_agent_state_rpc_attempts_total", outcome="delivered")
+    assert delivered == conversation.states_received
     assert total(found, "avatar_agent_state_rpc_attempts_total", outcome="refused") == 0
 
 

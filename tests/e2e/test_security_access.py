@@ -4,9 +4,10 @@
 - A second participant in the user's room (an intruder whose token was minted with the API
   secret, not by the token server) is refused by every RPC method of the agent, and changes
   nothing.
-- Token lifetimes are honoured: the token server's tokens expire TOKEN_TTL_SECONDS after
-  issue, and livekit-server refuses a token once it has expired (after its fixed one-minute
-  clock-skew leeway).
+- Token lifetimes: the token server's tokens carry `exp` = issue + TOKEN_TTL_SECONDS and are
+  accepted by livekit-server now; that livekit-server refuses a token once `exp` has passed
+  (after its fixed one-minute clock-skew leeway) is `tests/e2e/test_token_server_e2e.py::
+  test_expired_token_refused` (waiting out TTL + leeway here would cost two idle minutes).
 - No secret (LiveKit API secret, provider API key, the token server's shared key) ever appears in
   any service's log or in any HTTP or RPC answer, through a whole conversation.
 
@@ -213,7 +214,9 @@ def secret_stack() -> Iterator[Stack]:
         yield stack
 
 
-async def test_token_server_tokens_expire_after_token_ttl_seconds(secret_stack: Stack) -> None:
+async def test_token_server_tokens_carry_exp_of_token_ttl_seconds_and_are_accepted(
+    secret_stack: Stack,
+) -> None:
     before = int(time.time())
     async with httpx.AsyncClient(timeout=10) as client:
         response = await client.post(
@@ -230,6 +233,15 @@ async def test_token_server_tokens_expire_after_token_ttl_seconds(secret_stack: 
     assert before + TTL <= claims["exp"] <= after + TTL
     assert claims["nbf"] <= after
     assert datetime.fromisoformat(body["expires_at"]).timestamp() == claims["exp"]
+    # ... and the server takes it now (its own pre-join check).
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(
+            f"{secret_stack.livekit.config.http_url}/rtc/validate",
+            params={"access_token": body["token"]},
+        ) as validated,
+    ):
+        assert validated.status == 200, await validated.text()
 
 
 # --- secrets ------------------------------------------------------------------------------------

@@ -6,8 +6,9 @@ limit, CORS and error handlers meet real sockets:
 
 - schemathesis fuzz of its own OpenAPI document, fetched from the live server: never a 5xx;
 - hand-made malformed requests (chunked oversized body, invalid UTF-8, deep nesting, an
-  oversized Content-Length, a 100 KB header, bytes that are not HTTP): a JSON 4xx (or uvicorn's
-  own 400), never a 5xx, and the server keeps serving;
+  oversized Content-Length, bytes that are not HTTP): a JSON 4xx (or uvicorn's own 400), never
+  a 5xx, and the server keeps serving; a 100 KB header is served or refused with 400 depending
+  on how its bytes arrive (h11 has no fixed header limit: the deployment's proxy sets one);
 - CORS preflight and actual answers for an allowed and a foreign origin;
 - the rate limit of a token server started with a low RATE_LIMIT_PER_MINUTE: 429 with
   Retry-After, readable by the allowed browser origin.

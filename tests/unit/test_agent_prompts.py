@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 
+from agent import prompts
 from agent.prompts import (
     PromptNotFoundError,
+    instructions_template,
     language_prompts,
     preload_prompts,
     render_instructions,
@@ -19,7 +24,28 @@ FAQS = [Faq(question="What are your opening hours?", answer="We are open from 9 
 
 
 def test_preload_reads_every_prompt_file() -> None:
+    language_prompts.cache_clear()
+    instructions_template.cache_clear()
     preload_prompts()
+    assert language_prompts.cache_info().currsize == len({lang.prompt for lang in LANGUAGES})
+    assert instructions_template.cache_info().currsize == 1
+
+
+def test_preload_fails_on_a_missing_language_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copy = tmp_path / "prompts"
+    shutil.copytree(prompts.PROMPTS_DIR, copy)
+    (copy / "languages" / f"{LANGUAGES[-1].prompt}.toml").unlink()
+    monkeypatch.setattr(prompts, "PROMPTS_DIR", copy)
+    language_prompts.cache_clear()
+    instructions_template.cache_clear()
+    try:
+        with pytest.raises(PromptNotFoundError, match="no language prompt file"):
+            preload_prompts()
+    finally:
+        language_prompts.cache_clear()
+        instructions_template.cache_clear()
 
 
 @pytest.mark.parametrize("language", LANGUAGES, ids=lambda lang: lang.code)

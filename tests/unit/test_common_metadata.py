@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 
 import pytest
-from hypothesis import given
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -70,11 +71,40 @@ def test_clean_text_drops_control_characters_but_keeps_newlines() -> None:
     assert clean_text("a\x00b\x1bc\nd\te\r\nf") == "abc\nd\te\nf"
 
 
-@given(st.text(max_size=200))
+# Every C0 control, DEL and every C1 control: the cases a lenient `clean_text` would miss.
+CONTROLS = [chr(c) for c in (*range(0x00, 0x20), *range(0x7F, 0xA0))]
+texts_with_controls = st.text(
+    alphabet=st.one_of(st.characters(), st.sampled_from(CONTROLS)), max_size=200
+)
+
+
+def _is_forbidden(ch: str) -> bool:
+    return ch not in "\n\t" and unicodedata.category(ch) in ("Cc", "Cs")
+
+
+@given(texts_with_controls)
 def test_clean_text_never_leaves_controls(value: str) -> None:
+    event("has controls" if any(_is_forbidden(ch) for ch in value) else "no controls")
     cleaned = clean_text(value)
-    assert all(ch in "\n\t" or ord(ch) >= 0x20 for ch in cleaned if ord(ch) < 0x7F or ch < " ")
+    assert not any(_is_forbidden(ch) for ch in cleaned)
     assert cleaned == cleaned.strip()
+
+
+@pytest.mark.parametrize("control", ["\x7f", "\x85", "\x9f", "\x00", "\x1b"])
+def test_clean_text_drops_del_and_c1_controls(control: str) -> None:
+    assert clean_text(f"a{control}b") == "ab"
+
+
+def test_control_strategy_reaches_del_and_c1() -> None:
+    seen: set[str] = set()
+
+    @settings(max_examples=300, database=None)
+    @given(texts_with_controls)
+    def probe(value: str) -> None:
+        seen.update(ch for ch in value if _is_forbidden(ch))
+
+    probe()
+    assert any(0x7F <= ord(ch) < 0xA0 for ch in seen), "no DEL/C1 control was ever generated"
 
 
 def test_lenient_parse_of_valid_metadata_has_no_problems() -> None:
@@ -108,16 +138,54 @@ def test_lenient_parse_keeps_the_valid_field() -> None:
     assert "language" in problems[0]
 
 
-@given(
-    st.recursive(
-        st.none() | st.booleans() | st.integers() | st.text(),
-        lambda c: st.lists(c) | st.dictionaries(st.text(), c),
-        max_leaves=30,
-    )
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda c: st.lists(c) | st.dictionaries(st.text(), c),
+    max_leaves=30,
 )
+_words = st.text(alphabet="abc xyz?é", min_size=1, max_size=30)
+_faq_like = st.fixed_dictionaries(
+    {"question": st.one_of(_words, _json_values), "answer": st.one_of(_words, _json_values)},
+    optional={"extra": _json_values},
+)
+# Metadata-shaped objects: the `language` and `faqs` keys with values valid or a flaw away.
+_metadata_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "language": st.one_of(st.sampled_from(["en", "es", "FR", "xx", ""]), _json_values),
+        "faqs": st.one_of(
+            st.lists(st.fixed_dictionaries({"question": _words, "answer": _words}), max_size=3),
+            st.lists(st.one_of(_faq_like, _json_values), max_size=4),
+            _json_values,
+        ),
+        "extra": _json_values,
+    },
+)
+
+
+@given(st.one_of(_json_values, _metadata_like))
 def test_lenient_parse_never_raises(data: object) -> None:
+    if isinstance(data, dict):
+        event(f"keys: {sorted(k for k in data if k in ('language', 'faqs'))}")
     meta, _ = parse_metadata_lenient(json.dumps(data))
     assert isinstance(meta, SessionMetadata)
+
+
+def test_lenient_parse_strategy_reaches_language_and_faqs() -> None:
+    seen = {"language": 0, "faqs": 0, "valid faq": 0}
+
+    @settings(max_examples=300, database=None)
+    @given(st.one_of(_json_values, _metadata_like))
+    def probe(data: object) -> None:
+        if not isinstance(data, dict):
+            return
+        seen["language"] += "language" in data
+        seen["faqs"] += "faqs" in data
+        meta, _ = parse_metadata_lenient(json.dumps(data))
+        seen["valid faq"] += bool(meta.faqs)
+
+    probe()
+    assert min(seen.values()) >= 10, seen
 
 
 def test_problem_descriptions_escape_caller_chosen_keys() -> None:

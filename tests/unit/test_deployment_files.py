@@ -14,6 +14,7 @@ import http.server
 import importlib.metadata
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -22,11 +23,12 @@ import threading
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import dockerfile
 import pytest
 import yaml
+from dockerignore import DockerIgnore
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -148,68 +150,19 @@ def _run_text(stage: Stage) -> str:
     return "\n".join(" ".join(c.value) for c in stage.all("RUN"))
 
 
-# --- .dockerignore, with Docker's matching rules (moby/patternmatcher) -----------------------
+# --- .dockerignore, judged by Docker's own matcher (moby/patternmatcher) ----------------------
 
 
-@dataclass(frozen=True)
-class IgnorePattern:
-    regex: re.Pattern[str]
-    exclusion: bool
+IgnorePattern = DockerIgnore
 
 
-def _pattern_regex(pattern: str) -> re.Pattern[str]:
-    out = "^"
-    i = 0
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "*":
-            if pattern[i + 1 : i + 2] == "*":
-                i += 1
-                if pattern[i + 1 : i + 2] == "/":
-                    i += 1
-                out += ".*" if i + 1 >= len(pattern) else "(.*/)?"
-            else:
-                out += "[^/]*"
-        elif ch == "?":
-            out += "[^/]"
-        elif ch == "[":
-            end = pattern.index("]", i)
-            out += pattern[i : end + 1]
-            i = end
-        elif ch == "\\" and i + 1 < len(pattern):
-            i += 1
-            out += re.escape(pattern[i])
-        else:
-            out += re.escape(ch)
-        i += 1
-    return re.compile(out + "$")
+def _load_ignore(text: str) -> DockerIgnore:
+    return DockerIgnore(text)
 
 
-def _load_ignore(text: str) -> list[IgnorePattern]:
-    patterns = []
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        exclusion = line.startswith("!")
-        line = line.removeprefix("!").strip()
-        line = os.path.normpath(line).lstrip("/")
-        patterns.append(IgnorePattern(_pattern_regex(line), exclusion))
-    return patterns
-
-
-def _ignored(path: str, patterns: list[IgnorePattern]) -> bool:
-    """Docker's rule: the last pattern that matches the path or one of its parents wins."""
-    parts = Path(path).parts
-    parents = ["/".join(parts[: i + 1]) for i in range(len(parts) - 1)]
-    matched = False
-    for pattern in patterns:
-        if pattern.exclusion != matched:
-            continue
-        hit = bool(pattern.regex.match(path)) or any(pattern.regex.match(p) for p in parents)
-        if hit:
-            matched = not pattern.exclusion
-    return matched
+def _ignored(path: str, patterns: DockerIgnore) -> bool:
+    """Docker's verdict (its own matcher, see tests/unit/dockerignore.py)."""
+    return patterns.excludes(path)
 
 
 @pytest.fixture(scope="module")
@@ -322,6 +275,48 @@ def test_dockerfile_copy_sources_exist_and_survive_dockerignore(
                 assert not dropped, f".dockerignore drops files the image needs: {dropped}"
 
 
+def _workdir(stage: Stage, stages: dict[str, Stage]) -> PurePosixPath:
+    workdirs = _inherited(stage, stages, "WORKDIR")
+    return PurePosixPath(workdirs[-1].value[0]) if workdirs else PurePosixPath("/")
+
+
+def _created_paths(stage: Stage, stages: dict[str, Stage]) -> set[PurePosixPath]:
+    """What the stage (with its ancestors) puts on its filesystem: COPY destinations and what
+    the RUN commands we use create (`python -m venv`, `uv sync`, `mkdir`, `useradd -d`).
+
+    A model of those commands, deliberately narrow: a RUN this does not understand creates
+    nothing, so a COPY --from that relies on it fails until the model learns the command.
+    """
+    env = _env(stage, stages)
+    workdir = _workdir(stage, stages)
+    created: set[PurePosixPath] = set()
+
+    def add(path: str) -> None:
+        created.add(workdir / _substitute(path, env))
+
+    for command in _inherited(stage, stages, "COPY"):
+        add(_copy_parts(command)[2])
+    for command in _inherited(stage, stages, "RUN"):
+        for part in re.split(r"&&|;|\|\|", " ".join(command.value)):
+            words = shlex.split(_substitute(part, env))
+            if words[:1] == ["mkdir"]:
+                for word in words[1:]:
+                    if not word.startswith("-"):
+                        add(word)
+            elif words[1:3] == ["-m", "venv"] and len(words) > 3:
+                add(words[-1])
+            elif words[:2] == ["uv", "sync"]:
+                add(env.get("UV_PROJECT_ENVIRONMENT", ".venv"))
+            elif words[:1] == ["useradd"] and "--home-dir" in words:
+                add(words[words.index("--home-dir") + 1])
+    return created
+
+
+def _produced(source: PurePosixPath, created: set[PurePosixPath]) -> bool:
+    """`source` was made: it is a created path, lies inside one, or holds one."""
+    return any(source == c or c in source.parents or source in c.parents for c in created)
+
+
 def test_dockerfile_copies_from_stages_only_what_they_produce(stages: dict[str, Stage]) -> None:
     order = list(stages)
     for stage in stages.values():
@@ -332,11 +327,39 @@ def test_dockerfile_copies_from_stages_only_what_they_produce(stages: dict[str, 
             assert from_stage in stages, f"{command.original}: no stage {from_stage}"
             assert order.index(from_stage) < order.index(stage.name)
             producer = stages[from_stage]
-            produced = _run_text(producer) + "\n" + "\n".join(_env(producer, stages).values())
+            created = _created_paths(producer, stages)
             for source in sources:
-                assert source.rstrip("/") in produced, (
-                    f"{command.original}: stage {from_stage} never creates {source}"
+                path = _workdir(producer, stages) / source.rstrip("/")
+                assert _produced(path, created), (
+                    f"{command.original}: stage {from_stage} never creates {source} "
+                    f"(it creates {sorted(map(str, created))})"
                 )
+
+
+def test_created_paths_model_needs_a_creating_command() -> None:
+    """The check above fails for a path only named in ENV (what the old substring check let
+    through): a stage with VIRTUAL_ENV set but no venv made produces no /opt/venv."""
+    env_only = Stage(
+        "b",
+        "python",
+        list(
+            dockerfile.parse_string(
+                "FROM python AS b\nENV VIRTUAL_ENV=/opt/venv\nRUN pip install x\n"
+            )
+        )[1:],
+    )
+    made = Stage(
+        "m",
+        "python",
+        list(
+            dockerfile.parse_string(
+                'FROM python AS m\nENV VIRTUAL_ENV=/opt/venv\nRUN python -m venv "$VIRTUAL_ENV"\n'
+            )
+        )[1:],
+    )
+    venv = PurePosixPath("/opt/venv")
+    assert not _produced(venv, _created_paths(env_only, {"b": env_only}))
+    assert _produced(venv, _created_paths(made, {"m": made}))
 
 
 def test_dockerfile_installs_the_lock_before_the_app_for_layer_caching(

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import ipaddress
 import json
+import os
+import socket
 
 import pytest
 
 from devstack.livekit_server import LiveKitServerConfig
-from devstack.loopback import _is_loopback
+from devstack.loopback import is_allowed, off_loopback_sockets
 
 pytestmark = pytest.mark.unit
 
@@ -39,4 +42,40 @@ def test_generated_secret_is_long_enough_for_livekit() -> None:
     ],
 )
 def test_loopback_detection(host: str, expected: bool) -> None:
-    assert _is_loopback(host) is expected
+    assert is_allowed(host) is expected
+
+
+def test_sealed_namespace_address_is_allowed_only_when_named() -> None:
+    sealed = ipaddress.ip_address("198.18.0.1")
+    assert not is_allowed("198.18.0.1")
+    assert is_allowed("198.18.0.1", [sealed])
+
+
+def test_socket_check_sees_unconnected_udp_bound_off_loopback() -> None:
+    """The case a peer-only check misses: WebRTC's UDP sockets are bound, never connected."""
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as wildcard,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as loopback,
+    ):
+        wildcard.bind(("0.0.0.0", 0))
+        loopback.bind(("127.0.0.1", 0))
+        problems = off_loopback_sockets([os.getpid()], extra=())
+        port = wildcard.getsockname()[1]
+        assert any("UDP bound to" in p and f"port={port}" in p for p in problems), problems
+        assert not any(f"port={loopback.getsockname()[1]}" in p for p in problems)
+
+
+def test_cluster_nodes_share_keys_and_redis_on_their_own_ports() -> None:
+    first = LiveKitServerConfig.on_free_ports()
+    a = first.node("127.0.0.1:6390", "pw")
+    b = a.node("127.0.0.1:6390", "pw")
+    assert (
+        (a.api_key, a.api_secret) == (b.api_key, b.api_secret) == (first.api_key, first.api_secret)
+    )
+    assert len({a.port, b.port}) == 2
+    assert len({a.rtc_udp_port, b.rtc_udp_port}) == 2
+    for node in (a, b):
+        config = json.loads(node.to_yaml())
+        assert config["redis"] == {"address": "127.0.0.1:6390", "password": "pw"}
+        assert config["bind_addresses"] == ["127.0.0.1"]
+    assert "redis" not in json.loads(first.to_yaml())

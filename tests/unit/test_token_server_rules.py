@@ -6,7 +6,7 @@ import re
 
 import pytest
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -49,13 +49,41 @@ def test_room_rule_refuses_long_ids(prefix: str, room_id: str) -> None:
     assert room_error(f"{prefix}-{room_id}", prefix) is not None
 
 
-@given(prefix=prefixes, room=st.text(max_size=120))
-def test_room_rule_matches_its_definition(prefix: str, room: str) -> None:
+def _room_candidates(prefix: str) -> st.SearchStrategy[str]:
+    """Rooms around the rule's edges: valid ones, and ones a single flaw away from valid."""
+    near_ids = st.text(alphabet=ID_CHARS + " .é/\x00", min_size=0, max_size=70)
+    return st.one_of(
+        st.text(max_size=120),
+        st.builds(lambda i: f"{prefix}-{i}", room_ids),
+        st.builds(lambda i: f"{prefix}-{i}", near_ids),
+        st.builds(lambda h, i: f"{h}{prefix}-{i}", st.text(min_size=1, max_size=5), room_ids),
+        st.builds(lambda i: f"{prefix}{i}", room_ids),
+    )
+
+
+@given(data=st.data(), prefix=prefixes)
+def test_room_rule_matches_its_definition(data: st.DataObject, prefix: str) -> None:
+    room = data.draw(_room_candidates(prefix), label="room")
     head, sep, room_id = room.partition(f"{prefix}-")
     valid = (
         head == "" and sep != "" and 1 <= len(room_id) <= 64 and all(c in ID_CHARS for c in room_id)
     )
+    event("valid" if valid else "invalid")
     assert (room_error(room, prefix) is None) == valid
+
+
+def test_room_rule_strategy_reaches_valid_and_invalid_rooms() -> None:
+    """The property above is only worth something if its strategy produces both kinds."""
+    seen: set[bool] = set()
+
+    @settings(max_examples=200, database=None, deadline=None)
+    @given(data=st.data(), prefix=prefixes)
+    def probe(data: st.DataObject, prefix: str) -> None:
+        room = data.draw(_room_candidates(prefix))
+        seen.add(room_error(room, prefix) is None)
+
+    probe()
+    assert seen == {True, False}
 
 
 @given(identity=identities)
