@@ -98,13 +98,15 @@ class Settings(BaseSettings):
     agent_user_join_timeout_seconds: float = Field(default=60.0, gt=0)
 
     # End of turn (chosen with bench/eot_sweep.py, see docs/latency.md). The VAD calls speech
-    # over after this much silence; then the turn detector's verdict makes the agent wait the
-    # minimum (turn looks complete) or the maximum delay (looks unfinished) before answering.
-    agent_vad_min_silence_seconds: float = Field(default=0.4, ge=0.05, le=3.0)
-    agent_endpointing_min_delay_seconds: float = Field(default=0.3, ge=0, le=10.0)
-    agent_endpointing_max_delay_seconds: float = Field(default=1.2, ge=0, le=10.0)
+    # over after this much silence; the endpointing delays count from when speech ended, the
+    # minimum when the turn looks complete (always, with `vad`), the maximum when the end-of-turn
+    # model thinks it is not. Chosen: silence alone, 0.8 s: no cut-off in mid-sentence pauses of
+    # up to 700 ms; the audio model could not tell those pauses from ends on our test voices.
+    agent_vad_min_silence_seconds: float = Field(default=0.3, ge=0.05, le=3.0)
+    agent_endpointing_min_delay_seconds: float = Field(default=0.8, ge=0, le=10.0)
+    agent_endpointing_max_delay_seconds: float = Field(default=1.5, ge=0, le=10.0)
     # `model`: the local end-of-turn model (turn-detector v1-mini); `vad`: silence alone.
-    agent_turn_detector: Literal["model", "vad"] = "model"
+    agent_turn_detector: Literal["model", "vad"] = "vad"
 
     # Seconds after the agent first starts speaking during which the user's audio is neither
     # transcribed nor allowed to interrupt (the framework's guard while a browser's echo

@@ -235,7 +235,8 @@ def choose(results: list[dict[str, Any]], max_cutoff: float) -> int | None:
 
 
 def plot(results: list[dict[str, Any]], chosen: int | None, path: Path, caption: str) -> None:
-    fig, ax = plt.subplots(figsize=(8.5, 5.2))
+    fig, (ax, side) = plt.subplots(1, 2, figsize=(12, 5.4), gridspec_kw={"width_ratios": [3, 2]})
+    legend_lines: list[str] = []
     for i, r in enumerate(results):
         s = r["score"]
         p50 = s["latency_ms"].get("p50")
@@ -252,8 +253,11 @@ def plot(results: list[dict[str, Any]], chosen: int | None, path: Path, caption:
         low, high = s.get("false_cutoff_ci95", (None, None))
         if low is not None and high is not None:
             ax.plot([100 * low, 100 * high], [p50, p50], color="grey", linewidth=0.6, alpha=0.6)
-        ax.annotate(r["label"] + ("  (chosen)" if i == chosen else ""), (x, p50),
-                    textcoords="offset points", xytext=(6, 4), fontsize=7)  # fmt: skip
+        ax.annotate(str(i + 1), (x, p50), textcoords="offset points", xytext=(5, 3), fontsize=8)
+        legend_lines.append(
+            f"{i + 1:>2}. {r['label']}{'  <- chosen' if i == chosen else ''}\n"
+            f"    cut-offs {100 * s['false_cutoff_rate']:.0f} %, p50 {p50:.0f} ms"
+        )
     ax.scatter([], [], marker="o", color="tab:blue", label="turn detector model")
     ax.scatter([], [], marker="s", color="tab:orange", label="VAD only")
     ax.axvline(10, color="red", linestyle=":", linewidth=1, label="10 % budget")
@@ -262,6 +266,9 @@ def plot(results: list[dict[str, Any]], chosen: int | None, path: Path, caption:
     ax.set_title("End-of-turn settings: latency against false cut-offs")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    side.axis("off")
+    side.text(0, 1, "\n".join(legend_lines), va="top", ha="left", fontsize=7.5,
+              family="monospace")  # fmt: skip
     fig.text(0.01, 0.01, caption, fontsize=6)
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     fig.savefig(path, dpi=110)
@@ -280,12 +287,17 @@ def rescore(results_dir: Path, max_cutoff: float) -> None:
     body["data"]["chosen"] = chosen
     body["summary"] = summary_rows(results, chosen)
     m = body["machine"]
-    commit = (m.get("git_commit") or "?")[:10] + ("+dirty" if m.get("git_dirty") else "")
-    caption = f"{m['date']} · {commit} · {m['nproc']} CPU · load {m['load_avg_start']}"
+    machines = [run["machine"] for run in body["data"].get("runs", [])] or [m]
+    caption = " | ".join(_run_caption(machine) for machine in machines)
     plot(results, chosen, results_dir / f"{NAME}.png", caption)
     path.write_text(json.dumps(body, indent=1, default=str) + "\n")
     for row in body["summary"]:
         print(f"{row['metric']}: {row['value']}  {row['note']}")
+
+
+def _run_caption(m: dict[str, Any]) -> str:
+    commit = (m.get("git_commit") or "?")[:10] + ("+dirty" if m.get("git_dirty") else "")
+    return f"{m['date']} · {commit} · {m['nproc']} CPU · load {m['load_avg_start']}"
 
 
 def summary_rows(results: list[dict[str, Any]], chosen: int | None) -> list[dict[str, Any]]:

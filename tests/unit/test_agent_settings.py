@@ -87,3 +87,16 @@ def test_endpointing_max_below_min_is_refused() -> None:
         _settings(agent_endpointing_min_delay_seconds=1.0, agent_endpointing_max_delay_seconds=0.5)
     settings = _settings(agent_turn_detector="vad")
     assert settings.agent_turn_detector == "vad"
+
+
+def test_end_of_turn_settings_reach_the_session_options() -> None:
+    from agent.pipeline import build_turn_detector, endpointing_options
+
+    settings = _settings(
+        agent_turn_detector="vad",
+        agent_endpointing_min_delay_seconds=0.7,
+        agent_endpointing_max_delay_seconds=2.0,
+    )
+    assert build_turn_detector(settings) == "vad"
+    assert endpointing_options(settings) == {"mode": "fixed", "min_delay": 0.7, "max_delay": 2.0}
+    assert build_turn_detector(_settings(agent_turn_detector="model")) != "vad"
