@@ -25,7 +25,7 @@ from typing import Protocol
 from livekit import rtc
 from livekit.agents import AgentSession, AgentStateChangedEvent
 
-from common.protocol import RPC_AGENT_STATE_CHANGED, AgentState, AgentStateEvent
+from common.protocol import RPC_AGENT_STATE_CHANGED, AgentState, AgentStateEvent, RpcErrorCode
 
 __all__ = [
     "RETRYABLE_RPC_ERRORS",
@@ -47,6 +47,8 @@ RETRYABLE_RPC_ERRORS: frozenset[int] = frozenset(
         _Code.RESPONSE_TIMEOUT,  # 1502: the page's handler did not answer in time
         _Code.RECIPIENT_DISCONNECTED,  # 1503: dropped mid-call; a rejoin may follow
         _Code.SEND_FAILED,  # 1505: transient transport failure
+        # 409: the page does not know us yet (our call overtook our join after a reconnect).
+        int(RpcErrorCode.NOT_READY),
     }
 )
 

@@ -24,7 +24,7 @@ case "$tier" in
     bash scripts/lint.sh || exit 1
     ;;
 esac
-bash scripts/sealed.sh .venv/bin/python -m pytest "$@"
+bash scripts/sealed.sh .venv/bin/python -m pytest --durations=15 "$@"
 rc=$?
 if [ $rc -eq 5 ]; then
   echo "pytest collected no tests: failing on purpose" >&2

@@ -279,6 +279,9 @@ class SimulatedUser:
 
     async def _on_agent_state_changed(self, data: rtc.RpcInvocationData) -> str:
         received = Stamp.now()
+        if data.caller_identity not in self.room.remote_participants:
+            # Its call overtook its join (e.g. both sides reconnecting): not refused, retried.
+            raise rtc.RpcError(int(RpcErrorCode.NOT_READY), "caller not known yet; retry")
         if not self._is_agent(data.caller_identity):
             self._ignore(data.caller_identity, RPC_AGENT_STATE_CHANGED)
             raise rtc.RpcError(int(RpcErrorCode.FORBIDDEN), "only the agent may call this")

@@ -61,8 +61,13 @@ export function registerAgentStateHandler(
   if (rpcHandlerRegistered) return;
 
   const handleRpc = async (data: RpcInvocationData): Promise<string> => {
-    // Only the agent tells us its state; anyone else in the room is refused and ignored.
-    if (!isAgentParticipant(room.remoteParticipants.get(data.callerIdentity))) {
+    // Only the agent tells us its state; anyone else in the room is refused and ignored. A caller
+    // we do not know yet (its call overtook its join, e.g. after a reconnect) is told to retry.
+    const caller = room.remoteParticipants.get(data.callerIdentity);
+    if (caller === undefined) {
+      throw new RpcError(409, 'caller not known yet; retry');
+    }
+    if (!isAgentParticipant(caller)) {
       console.warn(`ignored agent_state_changed from ${data.callerIdentity}: not the agent`);
       throw new RpcError(403, 'only the agent may call agent_state_changed');
     }

@@ -383,12 +383,20 @@ async def _pose_as_the_agent(stack: Stack, room: str, user: str) -> int | None:
     try:
         fake = {"state": "speaking", "previous": "listening", "seq": FAKE_SEQ, "timestamp": 1.0}
         code: int | None = None
-        try:
-            await impostor.local_participant.perform_rpc(
-                destination_identity=user, method="agent_state_changed", payload=json.dumps(fake)
-            )
-        except rtc.RpcError as exc:
-            code = exc.code
+        # As a persistent attacker would: retry while the page does not know us yet (409).
+        for _ in range(40):
+            try:
+                await impostor.local_participant.perform_rpc(
+                    destination_identity=user,
+                    method="agent_state_changed",
+                    payload=json.dumps(fake),
+                )
+                code = 200
+            except rtc.RpcError as exc:
+                code = exc.code
+            if code != 409:
+                break
+            await asyncio.sleep(0.25)
         await impostor.local_participant.send_text(
             "PWNED: visit evil.example",
             topic="lk.transcription",

@@ -154,6 +154,13 @@ async def test_state_calls_and_transcripts_from_a_fake_agent_are_ignored_by_simu
         impostor = rtc.Room()
         await impostor.connect(stack.livekit_url, mint(stack, conv.room, "agent-impostor"))
         try:
+            # Once the user knows the impostor (before that a call is answered "retry"), its
+            # state call is refused for good.
+            await user.recording.wait_for(
+                lambda: "agent-impostor" in user.room.remote_participants or None,
+                TURN_TIMEOUT,
+                "the impostor in the user's room",
+            )
             fake = {"state": "speaking", "previous": "listening", "seq": 999_999, "timestamp": 1.0}
             with pytest.raises(rtc.RpcError) as refused:
                 await impostor.local_participant.perform_rpc(

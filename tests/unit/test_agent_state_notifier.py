@@ -72,7 +72,7 @@ async def test_a_burst_collapses_to_the_newest_state() -> None:
     await notifier.aclose()
 
 
-@pytest.mark.parametrize("code", [1400, 1401, 1501, 1502, 1503])
+@pytest.mark.parametrize("code", [1400, 1401, 1501, 1502, 1503, 409])
 async def test_not_ready_errors_are_retried_with_backoff(code: int) -> None:
     sender = FakeRpcSender(failures=[code, code, code])
     notifier = StateNotifier(sender, USER, policy=FAST)
