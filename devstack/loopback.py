@@ -104,18 +104,33 @@ class SocketWatch:
         self._bound = bound
         self._interval = interval
         self._stop = threading.Event()
+        self._active = threading.Event()
+        self._active.set()
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="socket-watch", daemon=True)
         self.samples = 0
         self.problems: set[str] = set()
 
     def _sample(self) -> None:
-        self.problems.update(off_loopback_sockets(self._pids(), bound=self._bound))
-        self.samples += 1
+        found = off_loopback_sockets(self._pids(), bound=self._bound)
+        with self._lock:
+            self.problems.update(found)
+            self.samples += 1
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._sample()
+            if self._active.is_set():
+                self._sample()
             self._stop.wait(self._interval)
+
+    def pause(self) -> None:
+        """Take a last look, then stop sampling until `resume` (between the watched tests)."""
+        if self._active.is_set():
+            self._sample()
+            self._active.clear()
+
+    def resume(self) -> None:
+        self._active.set()
 
     def __enter__(self) -> SocketWatch:
         self._thread.start()
@@ -129,4 +144,5 @@ class SocketWatch:
     ) -> None:
         self._stop.set()
         self._thread.join()
-        self._sample()  # and one last look at what is left
+        if self._active.is_set():
+            self._sample()  # and one last look at what is left

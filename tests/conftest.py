@@ -66,10 +66,16 @@ _LIVE_TIERS = ("e2e", "browser")
 
 
 @pytest.fixture(autouse=True)
-def _live_tests_are_watched(request: pytest.FixtureRequest) -> None:
-    """Every live test (folder e2e/ or browser/) runs under the session's socket watch."""
-    if request.path.parent.name in _LIVE_TIERS:
-        request.getfixturevalue("sockets_stay_on_loopback")
+def _live_tests_are_watched(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every live test (folder e2e/ or browser/) runs under the session's socket watch; it
+    samples only while such a test runs (unit tests may open sockets of any kind on purpose)."""
+    if request.path.parent.name not in _LIVE_TIERS:
+        yield
+        return
+    watch: SocketWatch = request.getfixturevalue("sockets_stay_on_loopback")
+    watch.resume()
+    yield
+    watch.pause()
 
 
 @pytest.fixture(scope="session")
