@@ -120,6 +120,11 @@ def git_state() -> dict[str, Any]:
     }
 
 
+def git_block(machine: dict[str, Any]) -> dict[str, Any]:
+    """The result's top-level record of what was measured: commit and dirty flag."""
+    return {"commit": machine.get("git_commit"), "dirty": machine.get("git_dirty")}
+
+
 def machine_info() -> dict[str, Any]:
     """Date, machine, versions, git commit (+ dirty flag) and the load average now (the start)."""
     return {
@@ -297,6 +302,7 @@ class ResultFile:
             }
         body = {
             "benchmark": self.name,
+            "git": git_block(machine),
             "machine": machine,
             "runtime_s": round(time.monotonic() - self.started, 1),
             "parameters": self.parameters,

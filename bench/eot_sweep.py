@@ -40,6 +40,7 @@ from .common import (
     AgentAttributeStates,
     ResultFile,
     base_parser,
+    git_block,
     setup_logging,
     summarize,
 )
@@ -288,6 +289,8 @@ def rescore(results_dir: Path, max_cutoff: float) -> None:
     body["summary"] = summary_rows(results, chosen)
     m = body["machine"]
     machines = [run["machine"] for run in body["data"].get("runs", [])] or [m]
+    body = {"benchmark": body["benchmark"], "git": git_block(m), **body}
+    body["git"]["runs"] = [git_block(machine) for machine in machines]
     caption = " | ".join(_run_caption(machine) for machine in machines)
     plot(results, chosen, results_dir / f"{NAME}.png", caption)
     path.write_text(json.dumps(body, indent=1, default=str) + "\n")
