@@ -113,7 +113,8 @@ def git_state() -> dict[str, Any]:
             return None
         return done.stdout.strip()
 
-    status = git("status", "--porcelain", "--untracked-files=no")
+    # Result files are outputs: a run after another one in the same session is not "dirty".
+    status = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results")
     return {
         "git_commit": git("rev-parse", "HEAD"),
         "git_dirty": None if status is None else bool(status),
