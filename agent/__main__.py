@@ -9,7 +9,7 @@ from livekit.agents import cli
 
 from .cli_notes import WORKER_COMMANDS, command_of, missing_livekit_credentials, note_for
 from .settings import SettingsError, get_settings
-from .worker import build_server
+from .worker import build_server, gave_up_connecting
 
 # Commands that serve users; `download-files` (run at image build, with no secrets) is not one.
 _SERVING_COMMANDS = frozenset({"start", "dev", "console", "connect"})
@@ -41,7 +41,17 @@ def main(argv: list[str]) -> None:
                 sys.exit(problem)
         if command in _SERVING_COMMANDS and (problem := settings.missing_provider()) is not None:
             sys.exit(f"agent: refusing to start: {problem}")
-    cli.run_app(build_server(settings))
+    server = build_server(settings)
+    try:
+        cli.run_app(server)  # ends in typer's sys.exit(0), also after giving up on LiveKit
+    finally:
+        if gave_up_connecting(server):
+            # A supervisor must see the failure (this replaces the exit status 0).
+            sys.exit(
+                f"agent: gave up reaching livekit-server at {settings.livekit_url} after "
+                f"{settings.agent_connect_max_retries} failed attempts "
+                "(AGENT_CONNECT_MAX_RETRIES)"
+            )
 
 
 if __name__ == "__main__":

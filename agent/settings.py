@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     # Set: the worker takes at most this many concurrent jobs, whatever the CPU load (wins over
     # AGENT_LOAD_THRESHOLD). For machines shared with other work, and for capacity tests.
     agent_max_jobs: int | None = Field(default=None, ge=1, le=1000)
+    # Unset: the worker keeps trying to reach livekit-server for as long as it runs (a worker
+    # started before its server, or a server restarted, comes back by itself). Set: it gives up
+    # after this many failed attempts in a row and exits non-zero, for a supervisor to act on.
+    agent_connect_max_retries: int | None = Field(default=None, ge=0, le=1_000_000)
 
     # Providers (OpenAI or any OpenAI-compatible endpoint).
     openai_api_key: SecretStr | None = None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -33,7 +34,7 @@ from .state_notifier import RetryPolicy, notify_state_changes
 from .tasks import BackgroundTasks
 from .user import choose_metadata, wait_for_user
 
-__all__ = ["VAD_KEY", "build_server", "entrypoint", "prewarm"]
+__all__ = ["VAD_KEY", "build_server", "entrypoint", "gave_up_connecting", "prewarm"]
 
 logger = logging.getLogger(__name__)
 
@@ -155,6 +156,25 @@ def _at_most_jobs(server: AgentServer, max_jobs: int) -> Callable[[JobRequest], 
     return on_request
 
 
+def _connect_retries(settings: Settings) -> int:
+    """How many failed connection attempts in a row the framework tolerates before giving up.
+
+    livekit-agents (1.8, `AgentServer._connection_task`) waits 0, 2, 4, ... seconds between
+    attempts, capped at 10 s, and resets the count once connected; at the limit (default 16,
+    about two minutes) it stops the worker, which then exits with status 0. Unset, we never stop.
+    """
+    if settings.agent_connect_max_retries is None:
+        return sys.maxsize
+    return settings.agent_connect_max_retries
+
+
+def gave_up_connecting(server: AgentServer) -> bool:
+    """The worker stopped because it could not reach livekit-server (the framework's own flag,
+    the one its health endpoint reports as 503; it has no public accessor)."""
+    failed: bool = server._connection_failed
+    return failed
+
+
 def build_server(
     settings: Settings | None = None,
     *,
@@ -175,6 +195,7 @@ def build_server(
         # Stop signals sent to the whole process group must reach only the worker (it drains).
         preload_modules=[forkserver_signals.__name__],
         log_level=settings.log_level,
+        max_retry=_connect_retries(settings),
         **metrics_server_options(settings),
         **_job_count_load(settings.agent_max_jobs),
     )
@@ -189,5 +210,11 @@ def build_server(
     def _on_started() -> None:
         apply_log_format(settings.log_format)
         logger.info("agent %r: %s", settings.agent_name, settings.describe_providers())
+        limit = settings.agent_connect_max_retries
+        logger.info(
+            "connecting to livekit-server at %s (%s; backoff 0-10 s)",
+            settings.livekit_url,
+            "retrying until it answers" if limit is None else f"giving up after {limit} attempts",
+        )
 
     return server

@@ -70,6 +70,11 @@ class Service:
         return self.proc is not None and self.proc.poll() is None
 
     def start(self, timeout: float = 60.0) -> None:
+        self.launch()
+        self.wait_ready(timeout)
+
+    def launch(self) -> None:
+        """Start the process without waiting for it to be ready."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.log_offset = log.tell()
@@ -83,6 +88,9 @@ class Service:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
+
+    def wait_ready(self, timeout: float) -> None:
+        """Until `ready` holds; stops the service and raises if it exits or times out first."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.running:

@@ -23,6 +23,7 @@ import psutil
 
 from agent.prompts import LanguagePrompts, language_prompts
 from common.languages import get_language
+from devstack.loopback import off_loopback_sockets
 from devstack.sample_faqs import HOURS
 from devstack.stack import Stack, StackConfig
 from simuser import SimulatedUser, Stamp, fetch_token
@@ -31,6 +32,7 @@ from simuser.recording import ParticipantEvent, StateChange, TranscriptStream
 __all__ = [
     "ANSWER",
     "FAQS",
+    "FAULT_ENV",
     "QUESTION",
     "AgentLog",
     "DroppableUser",
@@ -39,7 +41,9 @@ __all__ = [
     "clear_faults",
     "droppable_user",
     "fault_stack",
+    "forget_old_logs",
     "listening_now",
+    "new_session_works",
     "process_group",
     "set_fault",
     "spoken_lines",
@@ -61,7 +65,7 @@ FAQS = [HOURS]
 TURN_TIMEOUT = 60.0
 JOIN_TIMEOUT = 60.0
 
-_DEFAULT_ENV = {
+FAULT_ENV = {
     "LOG_FORMAT": "json",
     "STANDIN_ENABLE_FAULTS": "1",
     "RATE_LIMIT_PER_MINUTE": "100000",
@@ -73,21 +77,36 @@ def spoken_lines(language: str = "en") -> LanguagePrompts:
     return language_prompts(get_language(language).prompt)
 
 
+def forget_old_logs(stack: Stack) -> Stack:
+    """A log left by an old run on the same port would fool the readiness checks and our reads."""
+    for service in stack.services.values():
+        service.log_path.unlink(missing_ok=True)
+    stack.livekit.log_path.unlink(missing_ok=True)
+    return stack
+
+
 @contextmanager
 def fault_stack(**env: str) -> Iterator[Stack]:
     """livekit-server, stand-in, token server and agent on free ports, JSON agent logs."""
     stack = Stack(
         StackConfig(
-            env={**_DEFAULT_ENV, **env},
+            env={**FAULT_ENV, **env},
             services=("standin", "token_server", "agent"),
         )
     )
-    # A log left by an old run on the same port would fool the readiness checks and our reads.
-    for service in stack.services.values():
-        service.log_path.unlink(missing_ok=True)
-    stack.livekit.log_path.unlink(missing_ok=True)
-    with stack:
+    with forget_old_logs(stack):
         yield stack
+
+
+async def new_session_works(stack: Stack) -> None:
+    """A fresh user gets an agent, its greeting, and an answer to a typed question, with every
+    socket on loopback."""
+    user = await SimulatedUser.from_token_server(stack.token_url, faqs=FAQS)
+    async with user:
+        await wait_for_greeting(user)
+        answer = await ask(user, QUESTION, expect=ANSWER)
+        assert answer.final
+        assert off_loopback_sockets([*stack.pids(), os.getpid()]) == []
 
 
 # ---- waiting ----------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from fault_helpers import (
     droppable_user,
     fault_stack,
     listening_now,
+    new_session_works,
     process_group,
     wait_for,
     wait_for_greeting,
@@ -37,7 +38,6 @@ from fault_helpers import (
     worker_status,
 )
 
-from devstack.loopback import off_loopback_sockets
 from devstack.stack import Stack
 from simuser import SimulatedUser
 
@@ -60,16 +60,6 @@ def stack() -> Iterator[Stack]:
 
 def agent_log(stack: Stack) -> AgentLog:
     return AgentLog(stack.services["agent"].log_path).mark()
-
-
-async def new_session_works(stack: Stack) -> None:
-    """A fresh user gets an agent, its greeting, and an answer to a typed question."""
-    user = await SimulatedUser.from_token_server(stack.token_url, faqs=FAQS)
-    async with user:
-        await wait_for_greeting(user)
-        answer = await ask(user, QUESTION, expect=ANSWER)
-        assert answer.final
-        assert off_loopback_sockets([*stack.pids(), os.getpid()]) == []
 
 
 async def test_dropped_user_rejoining_within_the_grace_keeps_the_session(stack: Stack) -> None:

@@ -7,7 +7,7 @@ from livekit.plugins import silero
 
 from agent.pipeline import build_session, stt_vocabulary_hint
 from agent.settings import Settings, load_settings
-from agent.worker import _at_most_jobs
+from agent.worker import _at_most_jobs, build_server, gave_up_connecting
 from common.languages import get_language
 from common.metadata import Faq
 
@@ -67,3 +67,21 @@ async def test_session_listens_from_the_first_word_unless_aec_warmup_is_set(
 
 def test_aec_warmup_is_off_by_default() -> None:
     assert Settings.model_fields["agent_aec_warmup_seconds"].default == 0.0
+
+
+def test_worker_retries_reaching_livekit_forever_unless_a_limit_is_set() -> None:
+    forever = build_server(load_settings(_env_file=None, openai_base_url="http://x/v1"))
+    limited = build_server(
+        load_settings(_env_file=None, openai_base_url="http://x/v1", agent_connect_max_retries=5)
+    )
+    assert forever._max_retry >= 10**9  # the framework's own default would be 16
+    assert limited._max_retry == 5
+
+
+def test_giving_up_on_livekit_is_read_from_the_framework_flag() -> None:
+    """`gave_up_connecting` reads the framework's private flag: this fails if an upgrade
+    renames it (the exit status after giving up would then be wrong)."""
+    server = build_server(load_settings(_env_file=None, openai_base_url="http://x/v1"))
+    assert gave_up_connecting(server) is False
+    server._connection_failed = True
+    assert gave_up_connecting(server) is True
