@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
 import sys
-import time
-from types import FrameType
 
 from dotenv import dotenv_values
 
 from common.cli import parse_service_args
 
 from .dev_env import DevConfigError, livekit_target
+from .foreground import run_until_stopped
 from .livekit_server import generate_api_secret
 from .paths import CACHE_DIR, LOG_DIR, REPO_ROOT
 from .stack import SERVICE_NAMES, ServiceName, Stack, StackConfig, StackPorts
@@ -116,18 +114,6 @@ def main() -> int:
         )
     )
 
-    stopping = False
-
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGHUP, request_stop)
-
-    logger.info("starting the stack (first run builds livekit-server; logs in %s)", LOG_DIR)
-    stack.start()
     own_secret = "LIVEKIT_API_SECRET" in user_env
     secret_from = "your settings" if own_secret or not run_livekit else str(_DEV_ENV)
     brain = "offline stand-in at " + stack.standin_url if stack.uses_standin else "OpenAI"
@@ -144,18 +130,8 @@ def main() -> int:
         f"  Try: curl -s -X POST {stack.token_url} -H '{_JSON}' -d '{_SAMPLE}'",
         "",
     ]
-    try:
-        # Inside the try: a closed stdout must not leave the services running.
-        print("\n".join(lines), flush=True)
-        while not stopping:
-            for service in stack.services.values():
-                if not service.running:
-                    logger.error("%s stopped unexpectedly; see %s", service.name, service.log_path)
-                    stopping = True
-            time.sleep(0.5)
-    finally:
-        logger.info("stopping the stack")
-        stack.stop()
+    logger.info("starting the stack (first run builds livekit-server; logs in %s)", LOG_DIR)
+    run_until_stopped(stack, stack.services.values, "\n".join(lines))
     return 0
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from .foreground import run_until_stopped
 from .lifecycle import Lifecycle
 from .livekit_server import LiveKitServer, LiveKitServerConfig
 from .paths import LOG_DIR, REPO_ROOT
@@ -106,6 +106,11 @@ class Cluster(Lifecycle):
                     return i
         return None
 
+    def services(self) -> Iterator[Service]:
+        """Every service of the cluster: the stack's (with the first worker) and the workers."""
+        yield from self.stack.services.values()
+        yield from self.workers[1:]
+
     def pids(self) -> list[int]:
         pids = [*self.stack.pids(), *(w.pid for w in self.workers[1:] if w.pid is not None)]
         pids += [n.pid for n in self.nodes if n.pid is not None]
@@ -150,27 +155,18 @@ def main(argv: list[str] | None = None) -> int:
     if (REPO_ROOT / "playground" / "dist" / "index.html").exists():
         services = (*services, "playground")
     cluster = Cluster(ClusterConfig(nodes=args.nodes, workers=args.workers, services=services))
-    stopping = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda *_: stopping.set())
-    with cluster:
-        stack = cluster.stack
-        lines = [
-            "",
-            f"  A {args.nodes}-node cluster with {args.workers} agent workers. Ctrl-C stops it.",
-            *(f"  Node {i}         {url}" for i, url in enumerate(cluster.node_urls)),
-            f"  Redis          {cluster.redis.config.address} (password in the node configs)",
-            f"  Token endpoint {stack.token_url}",
-            f"  Playground     {stack.playground_url if 'playground' in services else '-'}",
-            f"  Logs           {LOG_DIR}",
-            "",
-        ]
-        print("\n".join(lines), flush=True)
-        while not stopping.wait(0.5):
-            dead = [w.name for w in cluster.workers if not w.running]
-            if dead:
-                logger.warning("workers stopped: %s", ", ".join(dead))
-                break
+    stack = cluster.stack
+    lines = [
+        "",
+        f"  A {args.nodes}-node cluster with {args.workers} agent workers. Ctrl-C stops it.",
+        *(f"  Node {i}         {url}" for i, url in enumerate(cluster.node_urls)),
+        f"  Redis          {cluster.redis.config.address} (password in the node configs)",
+        f"  Token endpoint {stack.token_url}",
+        f"  Playground     {stack.playground_url if 'playground' in services else '-'}",
+        f"  Logs           {LOG_DIR}",
+        "",
+    ]
+    run_until_stopped(cluster, cluster.services, "\n".join(lines))
     return 0
 
 

@@ -12,9 +12,10 @@ import ipaddress
 import os
 import threading
 from collections.abc import Callable, Iterable
-from types import TracebackType
 
 import psutil
+
+from .lifecycle import Lifecycle
 
 __all__ = [
     "SEALED_ADDRESS_VAR",
@@ -91,7 +92,7 @@ def off_loopback_sockets(
     return found
 
 
-class SocketWatch:
+class SocketWatch(Lifecycle):
     """Samples `off_loopback_sockets` in a thread every `interval` seconds while in its block.
 
     `pids` is called at every sample, so processes started during the block are covered.
@@ -132,16 +133,11 @@ class SocketWatch:
     def resume(self) -> None:
         self._active.set()
 
-    def __enter__(self) -> SocketWatch:
+    def start(self) -> SocketWatch:
         self._thread.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def stop(self) -> None:
         self._stop.set()
         self._thread.join()
         if self._active.is_set():

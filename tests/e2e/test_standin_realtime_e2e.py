@@ -8,36 +8,19 @@ working, and a client that leaves mid-utterance leaves no session behind.
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
-import subprocess
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import httpx
 import pytest
+from realtime_client import RealtimeSocket, realtime_socket, session_update, speech_pcm
 
 from devstack.stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
-RATE = 24000
 QUESTION = "What are your opening hours?"
 HINT = "What are your opening hours?\nHow do I reset my password?"
-
-
-def speech_pcm(text: str) -> bytes:
-    wav = subprocess.run(
-        ["espeak-ng", "-v", "en-us", "--stdout", text], capture_output=True, check=True
-    ).stdout
-    pcm = subprocess.run(
-        ["sox", "-t", "wav", "-", "-t", "raw", "-r", str(RATE), "-e", "signed", "-b", "16",
-         "-c", "1", "-"],
-        input=wav, capture_output=True, check=True,
-    ).stdout  # fmt: skip
-    pad = b"\0" * (RATE // 2) * 2
-    return pad + pcm + pad
 
 
 async def open_sessions(stack: Stack) -> int:
@@ -47,49 +30,18 @@ async def open_sessions(stack: Stack) -> int:
     return count
 
 
-class Client:
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self.ws = ws
-
-    async def send(self, event: dict[str, Any] | str) -> None:
-        await (self.ws.send_str(event) if isinstance(event, str) else self.ws.send_json(event))
-
-    async def speak(self, pcm: bytes, *, paced: bool) -> None:
-        step = RATE // 20 * 2  # 50 ms, as the plugin sends
-        for i in range(0, len(pcm), step):
-            chunk = base64.b64encode(pcm[i : i + step]).decode()
-            await self.send({"type": "input_audio_buffer.append", "audio": chunk})
-            if paced:
-                await asyncio.sleep(0.05)
-
-    async def next(self, kind: str) -> dict[str, Any]:
-        async with asyncio.timeout(30):
-            while True:
-                msg = await self.ws.receive()
-                assert msg.type == aiohttp.WSMsgType.TEXT, msg
-                event: dict[str, Any] = json.loads(msg.data)
-                if event["type"] == kind:
-                    return event
-
-
 @pytest.fixture
-async def client(stack: Stack) -> AsyncIterator[Client]:
-    url = stack.standin_url.replace("http", "ws", 1) + "/realtime?intent=transcription"
-    async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
-        c = Client(ws)
-        await c.next("session.created")
+async def client(stack: Stack) -> AsyncIterator[RealtimeSocket]:
+    async with realtime_socket(stack.standin_url) as c:
         await c.send(
-            {"type": "session.update",
-             "session": {"type": "transcription",
-                         "audio": {"input": {"transcription": {"model": "gpt-realtime-whisper",
-                                                               "prompt": HINT}}}}}
-        )  # fmt: skip
+            session_update(transcription={"model": "gpt-realtime-whisper", "prompt": HINT})
+        )
         await c.next("session.updated")
         yield c
 
 
 async def test_realtime_standin_bad_events_get_errors_and_the_socket_still_transcribes(
-    client: Client,
+    client: RealtimeSocket,
 ) -> None:
     bad: list[tuple[dict[str, Any] | str, str]] = [
         ("{oops", "invalid_json"),
@@ -101,7 +53,7 @@ async def test_realtime_standin_bad_events_get_errors_and_the_socket_still_trans
         await client.send(event)
         error = await client.next("error")
         assert error["error"]["code"] == code, error
-    await client.speak(speech_pcm(QUESTION), paced=True)
+    await client.speak(speech_pcm(QUESTION, silence_s=0.5), realtime=True)
     await client.send({"type": "input_audio_buffer.commit"})
     completed = await client.next("conversation.item.input_audio_transcription.completed")
     assert completed["transcript"] == "what are your opening hours"
@@ -111,15 +63,12 @@ async def test_realtime_standin_client_leaving_mid_utterance_leaves_no_session(
     stack: Stack,
 ) -> None:
     before = await open_sessions(stack)
-    url = stack.standin_url.replace("http", "ws", 1) + "/realtime?intent=transcription"
-    async with aiohttp.ClientSession() as http:
-        async with http.ws_connect(url) as ws:
-            c = Client(ws)
-            await c.speak(speech_pcm(QUESTION + " " + QUESTION), paced=False)
-            await c.next("conversation.item.input_audio_transcription.delta")
-            assert await open_sessions(stack) == before + 1
-        for _ in range(200):  # polled for up to ~20 s
-            if await open_sessions(stack) <= before:
-                break
-            await asyncio.sleep(0.1)
-        assert await open_sessions(stack) <= before, "a realtime session outlived its client"
+    async with realtime_socket(stack.standin_url) as c:
+        await c.speak(speech_pcm(QUESTION + " " + QUESTION, silence_s=0.5))
+        await c.next("conversation.item.input_audio_transcription.delta")
+        assert await open_sessions(stack) == before + 1
+    for _ in range(200):  # polled for up to ~20 s
+        if await open_sessions(stack) <= before:
+            break
+        await asyncio.sleep(0.1)
+    assert await open_sessions(stack) <= before, "a realtime session outlived its client"

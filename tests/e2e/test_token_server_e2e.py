@@ -11,10 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -30,12 +26,11 @@ from livekit.protocol.rtc import JoinRequest, SignalResponse, WrappedJoinRequest
 
 from common.metadata import SessionMetadata
 from devstack.livekit_server import LiveKitServer
-from devstack.ports import free_tcp_port
+from devstack.stack import Stack, StackConfig
 from token_server.tokens import mint_token
 
 pytestmark = pytest.mark.e2e
 
-_ROOT = Path(__file__).resolve().parents[2]
 METADATA = {"language": "es", "faqs": [{"question": "¿Horario?", "answer": "De 9 a 17."}]}
 
 
@@ -264,51 +259,22 @@ async def test_token_for_room_a_cannot_join_room_b(
 
 
 @contextmanager
-def _token_server(livekit_server: LiveKitServer, **settings: str) -> Iterator[str]:
-    """`python -m token_server` on a free port with env `settings`; yields its base URL and
-    checks, once it has stopped, that no secret reached its log."""
-    port = free_tcp_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("LIVEKIT_", "TOKEN_"))},
-        "PYTHONPATH": str(_ROOT),
-        "LIVEKIT_URL": livekit_server.config.url,
-        "LIVEKIT_API_KEY": livekit_server.config.api_key,
-        "LIVEKIT_API_SECRET": livekit_server.config.api_secret,
-        "TOKEN_SERVER_HOST": "127.0.0.1",
-        "TOKEN_SERVER_PORT": str(port),
-        **settings,
-    }
-    log_path = livekit_server.log_path.with_name(f"token-server-{port}.log")
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "token_server"],
-            cwd=_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+def _token_server(livekit_server: LiveKitServer, log_dir: Path, **settings: str) -> Iterator[str]:
+    """`python -m token_server` as the stack runs it, on a free port with env `settings`;
+    yields its base URL and checks, once it has stopped, that no secret reached its log."""
+    stack = Stack(
+        StackConfig(
+            livekit=livekit_server.config,
+            services=("token_server",),
+            use_standin=False,
+            run_livekit=False,
+            env=settings,
+            log_dir=log_dir,
         )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, log_path.read_text()
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "token server did not start"
-            time.sleep(0.1)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    text = log_path.read_text()
+    )
+    with stack:
+        yield stack.token_url.removesuffix("/api/token")
+    text = stack.services["token_server"].log_path.read_text()
     assert livekit_server.config.api_secret not in text
     for value in settings.values():
         if "key" in value:
@@ -316,10 +282,13 @@ def _token_server(livekit_server: LiveKitServer, **settings: str) -> Iterator[st
 
 
 @pytest.fixture(scope="module")
-def plain_token_server(livekit_server: LiveKitServer) -> Iterator[str]:
+def plain_token_server(
+    livekit_server: LiveKitServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """The token server as the tests above use it: prefix `e2e`, agent `e2e-agent`, no key."""
     with _token_server(
         livekit_server,
+        tmp_path_factory.mktemp("plain-token-server"),
         ROOM_PREFIX="e2e",
         AGENT_NAME="e2e-agent",
         RATE_LIMIT_PER_MINUTE="1000",
@@ -328,10 +297,15 @@ def plain_token_server(livekit_server: LiveKitServer) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def token_server_process(livekit_server: LiveKitServer) -> Iterator[str]:
+def token_server_process(
+    livekit_server: LiveKitServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """Behind a shared key, as a production deployment runs it."""
     with _token_server(
-        livekit_server, ROOM_PREFIX="proc", TOKEN_SERVER_API_KEY="e2e-shared-key-value"
+        livekit_server,
+        tmp_path_factory.mktemp("keyed-token-server"),
+        ROOM_PREFIX="proc",
+        TOKEN_SERVER_API_KEY="e2e-shared-key-value",
     ) as base:
         yield base
 

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from entry_points import ROOT, run_module
 
 from devstack.dev_env import DevConfigError, is_loopback_url, livekit_target
 
 pytestmark = pytest.mark.unit
 
-ROOT = Path(__file__).resolve().parents[2]
 GENERATED = "g" * 43
 CLOUD = "wss://my-project-abc123.livekit.cloud"
 
@@ -94,16 +91,8 @@ def test_devstack_refuses_cloud_without_secret_before_starting_anything(tmp_path
     dotenv = ROOT / ".env"
     if dotenv.exists() and "LIVEKIT_API_SECRET=" in dotenv.read_text():
         pytest.skip(".env sets LIVEKIT_API_SECRET: the command would start for real")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEKIT_")}
-    env.update({"LIVEKIT_URL": CLOUD, "LIVEKIT_API_KEY": "APIabc", "PYTHONPATH": str(ROOT)})
-    result = subprocess.run(
-        [sys.executable, "-m", "devstack"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    result = run_module(
+        "devstack", cwd=tmp_path, env={"LIVEKIT_URL": CLOUD, "LIVEKIT_API_KEY": "APIabc"}
     )
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()

@@ -4,35 +4,21 @@ starting anything), and the agent's console/dev commands say what they need or m
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from entry_points import run_module
 
 from agent.cli_notes import DEV_NOTE, console_problem, missing_livekit_credentials, note_for
 
 pytestmark = pytest.mark.unit
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.mark.parametrize("package", ["standin", "token_server", "agent", "devstack", "simuser"])
 def test_help_prints_usage_and_exits_zero(package: str, tmp_path: Path) -> None:
     # From an empty folder with no LiveKit settings: help must not need any configuration.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEKIT_")}
-    env["PYTHONPATH"] = str(ROOT)
-    result = subprocess.run(
-        [sys.executable, "-m", package, "--help"],
-        cwd=tmp_path,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_module(package, "--help", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "usage" in result.stdout.lower(), result.stdout
     assert f"python -m {package}" in result.stdout, result.stdout
@@ -40,15 +26,7 @@ def test_help_prints_usage_and_exits_zero(package: str, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("package", ["standin", "token_server", "devstack"])
 def test_service_help_lists_its_variables(package: str, tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", package, "--help"],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_module(package, "--help", cwd=tmp_path, base=os.environ)
     expected = {"standin": "STANDIN_PORT", "token_server": "LIVEKIT_API_SECRET"}
     expected["devstack"] = "LIVEKIT_URL=wss://<project>.livekit.cloud"
     assert expected[package] in result.stdout
@@ -89,18 +67,7 @@ def test_worker_without_livekit_credentials_names_them() -> None:
 
 def test_agent_start_alone_says_what_is_missing_and_fails(tmp_path: Path) -> None:
     """The framework alone logs a traceback and exits 0; ours is one line and a failure."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEKIT_")}
-    env["PYTHONPATH"] = str(ROOT)
-    result = subprocess.run(
-        [sys.executable, "-m", "agent", "start"],
-        cwd=tmp_path,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_module("agent", "start", cwd=tmp_path)
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [
         missing_livekit_credentials(None, secret_set=False)

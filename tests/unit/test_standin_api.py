@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 import subprocess
-import threading
 import time
 import wave
 from collections.abc import AsyncIterator, Iterator
@@ -15,15 +14,14 @@ import httpx
 import numpy as np
 import openai
 import pytest
-import uvicorn
 from livekit import rtc
 from livekit.agents import llm as lk_llm
 from livekit.plugins import openai as lk_openai
+from threaded_server import serving
 
 from agent.prompts import render_instructions, render_tts_instructions
 from common.languages import LANGUAGES, Language, get_language
 from common.metadata import Faq
-from devstack.ports import free_tcp_port
 from devstack.sample_faqs import HOURS, PASSWORD, SHIPPING
 from standin import brain
 from standin.app import create_app
@@ -39,32 +37,11 @@ def system_prompt(language: str = "en", faqs: list[Faq] = FAQS) -> str:
     return render_instructions(get_language(language), faqs)
 
 
-class _Server(uvicorn.Server):
-    def install_signal_handlers(self) -> None:  # running in a thread
-        pass
-
-
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
-    port = free_tcp_port()
-    settings = Settings(_env_file=None, port=port, enable_faults=True, stt_concurrency=1)  # type: ignore[call-arg]
-    config = uvicorn.Config(
-        create_app(settings),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        timeout_graceful_shutdown=2,
-    )
-    server = _Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "stand-in did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/v1"
-    server.should_exit = True
-    thread.join(10)
+    settings = Settings(_env_file=None, enable_faults=True, stt_concurrency=1)  # type: ignore[call-arg]
+    with serving(create_app(settings), timeout_graceful_shutdown=2) as url:
+        yield url + "/v1"
 
 
 @pytest.fixture

@@ -7,10 +7,6 @@ WebSocket (the transport the plugin uses) and `livekit.plugins.openai.STT(use_re
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
-import subprocess
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -18,14 +14,21 @@ from typing import Any
 
 import aiohttp
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from livekit import rtc
 from livekit.agents import stt as lk_stt
 from livekit.plugins import openai as lk_openai
 from livekit.plugins import silero
+from realtime_client import (
+    CHUNK_MS,
+    chunks,
+    realtime_socket,
+    session_update,
+    speech_pcm,
+)
+from realtime_client import RealtimeSocket as Socket
+from threaded_server import serving
 
-from devstack.ports import free_tcp_port
 from standin.app import create_app
 from standin.realtime import INPUT_RATE, RealtimeSessions
 from standin.recognition import PocketsphinxFactory, PocketsphinxStream, stable_words
@@ -35,12 +38,6 @@ pytestmark = [pytest.mark.unit, pytest.mark.timeout(120)]
 
 QUESTION = "What are your opening hours?"
 HINT = "What are your opening hours?\nHow do I reset my password?\nDo you ship internationally?"
-CHUNK_MS = 50
-
-
-class _Server(uvicorn.Server):
-    def install_signal_handlers(self) -> None:  # running in a thread
-        pass
 
 
 class CountingFactory:
@@ -84,93 +81,17 @@ class Standin:
 
 @pytest.fixture(scope="module")
 def standin() -> Iterator[Standin]:
-    port = free_tcp_port()
-    settings = Settings(_env_file=None, port=port, enable_faults=True)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, enable_faults=True)  # type: ignore[call-arg]
     app = create_app(settings)
     factory = CountingFactory()
     app.state.recogniser_factory = factory
-    server = _Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "stand-in did not start"
-        time.sleep(0.05)
-    yield Standin(f"http://127.0.0.1:{port}/v1", app, factory)
-    server.should_exit = True
-    thread.join(10)
-
-
-def speech_pcm(text: str, voice: str = "en-us", silence_s: float = 0.4) -> bytes:
-    """espeak-ng speech as 24 kHz mono int16 with silence around it."""
-    raw = subprocess.run(
-        ["espeak-ng", "-v", voice, "--stdout", text], capture_output=True, check=True
-    ).stdout
-    out = subprocess.run(
-        ["sox", "-t", "wav", "-", "-t", "raw", "-r", str(INPUT_RATE), "-e", "signed", "-b",
-         "16", "-c", "1", "-"],
-        input=raw, capture_output=True, check=True,
-    ).stdout  # fmt: skip
-    pad = b"\0" * int(silence_s * INPUT_RATE) * 2
-    return pad + out + pad
-
-
-def chunks(pcm: bytes) -> Iterator[bytes]:
-    step = INPUT_RATE * CHUNK_MS // 1000 * 2
-    for i in range(0, len(pcm), step):
-        yield pcm[i : i + step]
-
-
-def append(pcm: bytes) -> dict[str, Any]:
-    return {"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm).decode()}
-
-
-def session_update(**audio_input: Any) -> dict[str, Any]:
-    return {
-        "type": "session.update",
-        "session": {"type": "transcription", "audio": {"input": audio_input}},
-    }
-
-
-class Socket:
-    """A raw protocol client: what it sent and every server event it received, in order."""
-
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self.ws = ws
-        self.events: list[dict[str, Any]] = []
-
-    async def send(self, event: dict[str, Any] | str) -> None:
-        if isinstance(event, str):
-            await self.ws.send_str(event)
-        else:
-            await self.ws.send_json(event)
-
-    async def next(self, kind: str, timeout: float = 20) -> dict[str, Any]:  # noqa: ASYNC109
-        async with asyncio.timeout(timeout):
-            while True:
-                msg = await self.ws.receive()
-                assert msg.type == aiohttp.WSMsgType.TEXT, f"socket ended: {msg}"
-                event = json.loads(msg.data)
-                self.events.append(event)
-                if event["type"] == kind:
-                    return event
-
-    async def speak(self, pcm: bytes, *, realtime: bool = False) -> None:
-        for chunk in chunks(pcm):
-            await self.send(append(chunk))
-            if realtime:
-                await asyncio.sleep(CHUNK_MS / 1000)
-
-    def of(self, kind: str) -> list[dict[str, Any]]:
-        return [e for e in self.events if e["type"] == kind]
+    with serving(app) as url:
+        yield Standin(url + "/v1", app, factory)
 
 
 @pytest.fixture
 async def socket(standin: Standin) -> AsyncIterator[Socket]:
-    url = standin.url.replace("http", "ws", 1) + "/realtime?intent=transcription&model=m"
-    async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
-        sock = Socket(ws)
-        await sock.next("session.created")
+    async with realtime_socket(standin.url, "intent=transcription&model=m") as sock:
         yield sock
 
 
@@ -320,24 +241,20 @@ async def test_realtime_client_leaving_mid_utterance_leaves_nothing_running(
 ) -> None:
     """The client drops while its speech is still being decoded: the session, its worker and
     its recogniser are all gone afterwards, and the server still serves the next client."""
-    url = standin.url.replace("http", "ws", 1) + "/realtime?intent=transcription"
-    async with aiohttp.ClientSession() as http:
-        async with http.ws_connect(url) as ws:
-            sock = Socket(ws)
-            await sock.send(session_update(transcription={"prompt": HINT}))
-            await sock.speak(speech_pcm(QUESTION + " " + QUESTION))
-            await sock.next("conversation.item.input_audio_transcription.delta")
-            assert len(standin.sessions.open) >= 1
-        # closed without a commit, with audio still queued
-        await standin.wait_idle()
-        assert standin.factory.opened >= 1
-        assert standin.factory.closed == standin.factory.opened
-        async with http.ws_connect(url) as ws:
-            sock = Socket(ws)
-            await sock.speak(speech_pcm(QUESTION))
-            await sock.send({"type": "input_audio_buffer.commit"})
-            completed = await sock.next("conversation.item.input_audio_transcription.completed")
-            assert completed["transcript"]
+    async with realtime_socket(standin.url) as sock:
+        await sock.send(session_update(transcription={"prompt": HINT}))
+        await sock.speak(speech_pcm(QUESTION + " " + QUESTION))
+        await sock.next("conversation.item.input_audio_transcription.delta")
+        assert len(standin.sessions.open) >= 1
+    # closed without a commit, with audio still queued
+    await standin.wait_idle()
+    assert standin.factory.opened >= 1
+    assert standin.factory.closed == standin.factory.opened
+    async with realtime_socket(standin.url) as sock:
+        await sock.speak(speech_pcm(QUESTION))
+        await sock.send({"type": "input_audio_buffer.commit"})
+        completed = await sock.next("conversation.item.input_audio_transcription.completed")
+        assert completed["transcript"]
     await standin.wait_idle()
 
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from entry_points import run_module
 from pydantic import SecretStr
 
 from token_server.settings import Settings, SettingsError, get_settings, load_settings
@@ -14,7 +13,6 @@ from token_server.settings import Settings, SettingsError, get_settings, load_se
 pytestmark = pytest.mark.unit
 
 GOOD_SECRET = "s" * 32
-_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
@@ -137,16 +135,11 @@ def test_settings_secret_never_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_main_refuses_to_start_with_clear_message(tmp_path: Path) -> None:
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(_ROOT), "LIVEKIT_API_KEY": "k"}
-    env["LIVEKIT_API_SECRET"] = "too-short-secret"
-    proc = subprocess.run(
-        [sys.executable, "-m", "token_server"],
+    proc = run_module(
+        "token_server",
         cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+        base={"PATH": "/usr/bin:/bin"},
+        env={"LIVEKIT_API_KEY": "k", "LIVEKIT_API_SECRET": "too-short-secret"},
     )
     assert proc.returncode != 0
     assert "LIVEKIT_API_SECRET: must be at least 32 characters" in proc.stderr
