@@ -1,8 +1,10 @@
 """The agent worker and an unreachable livekit-server, end to end.
 
-- A worker started before its server keeps retrying with growing, capped intervals (past the
-  framework's own limit of 16 attempts, after which livekit-agents would stop the worker), then
-  registers once the server is up, and a new session gets its agent.
+- A worker started before its server keeps retrying with growing intervals and stays alive and
+  healthy, then registers once the server is up, and a new session gets its agent. (That it keeps
+  retrying past the framework's own limit of 16 attempts, about two minutes, is the unit test
+  `test_worker_retries_reaching_livekit_forever_unless_a_limit_is_set`: waiting it out here
+  would add minutes to every run.)
 - With `AGENT_CONNECT_MAX_RETRIES` set, the worker gives up after that many attempts and exits
   with a failure status (the framework alone would exit 0), for a supervisor to see.
 
@@ -30,12 +32,11 @@ from fault_helpers import (
 
 from devstack.stack import ServiceName, Stack, StackConfig
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(300)]
 
-# livekit-agents 1.8's `AgentServer(max_retry=16)` default: the attempt count at which it gives up.
-FRAMEWORK_MAX_RETRY = 16
-# 0 + 2 + 4 + 6 + 8 + 10 * 11 s of waits until then: a hang guard well above it.
-PAST_FRAMEWORK_LIMIT_TIMEOUT = 400.0
+# Retries to watch before the server starts: waits of 0, 2, 4, 6 and 8 s (the framework's backoff).
+RETRIES_BEFORE_SERVER = 5
+RETRIES_TIMEOUT = 120.0
 RETRY_MESSAGE = "failed to connect to livekit"
 
 
@@ -70,15 +71,11 @@ async def test_worker_started_before_livekit_retries_with_backoff_then_serves() 
         worker = stack.services["agent"]
         log = AgentLog(worker.log_path)
 
-        def past_the_framework_limit_or_exited() -> bool:
-            past = log.find(RETRY_MESSAGE, retry_count=FRAMEWORK_MAX_RETRY + 1)
-            return bool(past) or not worker.running
+        def enough_retries_or_exited() -> bool:
+            seen = log.find(RETRY_MESSAGE, retry_count=RETRIES_BEFORE_SERVER)
+            return bool(seen) or not worker.running
 
-        await wait_for(
-            past_the_framework_limit_or_exited,
-            "a retry past the framework's limit",
-            timeout=PAST_FRAMEWORK_LIMIT_TIMEOUT,
-        )
+        await wait_for(enough_retries_or_exited, "retries with backoff", timeout=RETRIES_TIMEOUT)
         assert worker.running, "the worker gave up"
         assert (await worker_status(stack)).healthy
 
@@ -87,7 +84,6 @@ async def test_worker_started_before_livekit_retries_with_backoff_then_serves() 
         delays = retry_delays(retries)
         assert delays == sorted(delays)  # the intervals grow ...
         assert delays[0] < delays[-1]
-        assert len(set(delays[-5:])) == 1  # ... up to a cap
 
         await asyncio.to_thread(stack.livekit.start)
         await log.wait("registered worker", timeout=JOIN_TIMEOUT)

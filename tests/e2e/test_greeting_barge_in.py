@@ -21,6 +21,7 @@ from conversation_helpers import (
     HOURS,
     PASSWORD,
     TURN_TIMEOUT,
+    agent_path,
     assert_one_final_per_segment,
     assert_session_states_sane,
     collapse,
@@ -109,7 +110,7 @@ async def test_greeting_is_cut_by_the_question_then_states_run_in_order(
 ) -> None:
     user = early_question.user
     states = [s for s in user.recording.states if s.event.seq <= early_question.done.event.seq]
-    seen = collapse([s.event.state for s in states])
+    seen = collapse(agent_path(states))
     assert seen == ["listening", "speaking", "listening", "thinking", "speaking", "listening"], seen
     # The greeting stopped because of the user: its listening came after they began speaking.
     stopped = states[[s.event.state for s in states].index("speaking") + 1]
