@@ -13,7 +13,7 @@ import logging
 import os
 import re
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from common.languages import LANGUAGES, UnsupportedLanguageError, normalize_language_code
 
@@ -102,7 +102,7 @@ class Synthesizer:
         self._slots = asyncio.Semaphore(concurrency)
         self.cache = PcmCache(cache_entries)
 
-    async def stream_pcm(self, text: str, language: str, speed: float) -> AsyncIterator[bytes]:
+    async def stream_pcm(self, text: str, language: str, speed: float) -> AsyncGenerator[bytes]:
         """Raw 24 kHz mono int16 little-endian PCM, in chunks as soon as sox emits them."""
         voice = ESPEAK_VOICES.get(language, ESPEAK_VOICES["en"])
         wpm = max(80, min(450, round(ESPEAK_WPM * speed)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from unittest import mock
 
 from standin import tts
@@ -16,7 +17,7 @@ async def test_standin_tts_cache_replays_a_repeat_without_a_new_process() -> Non
     synth = Synthesizer(concurrency=2, cache_entries=4)
     first = await _speak(synth, "We are open from nine to five.")
     with mock.patch.object(
-        tts.asyncio, "create_subprocess_exec", side_effect=AssertionError("ran espeak-ng again")
+        asyncio, "create_subprocess_exec", side_effect=AssertionError("ran espeak-ng again")
     ):
         again = await _speak(synth, "We are open from nine to five.")
     assert first
