@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     # Set: Prometheus `/metrics` on this port (same host); unset: no metrics endpoint.
     agent_metrics_port: int | None = Field(default=None, ge=1, le=65535)
     agent_num_idle_processes: int = Field(default=1, ge=0, le=64)
+    # How each session (job) runs: `process` (the framework's default: one process per session,
+    # isolated, ~75 MiB PSS each) or `thread` (all sessions in the worker's one process: less
+    # memory, but they share one interpreter and one core; see docs/capacity.md).
+    agent_job_executor: Literal["process", "thread"] = "process"
     # CPU load (0-1) above which the worker takes no new jobs; unset: the framework's default
     # (0.7 under `start`, unlimited under `dev`). Raise it on small shared machines.
     agent_load_threshold: float | None = Field(default=None, gt=0, lt=1)

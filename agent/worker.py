@@ -10,7 +10,14 @@ import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from livekit.agents import AgentServer, JobContext, JobProcess, JobRequest, room_io
+from livekit.agents import (
+    AgentServer,
+    JobContext,
+    JobExecutorType,
+    JobProcess,
+    JobRequest,
+    room_io,
+)
 from livekit.plugins import silero
 
 from common.languages import get_language
@@ -171,6 +178,7 @@ def build_server(
         host=settings.agent_http_host,
         port=settings.agent_http_port,
         num_idle_processes=settings.agent_num_idle_processes,
+        job_executor_type=JobExecutorType(settings.agent_job_executor),
         setup_fnc=prewarm,
         # Stop signals sent to the whole process group must reach only the worker (it drains).
         preload_modules=[forkserver_signals.__name__],

@@ -3,11 +3,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
+from livekit.agents import JobExecutorType
 from livekit.plugins import silero
 
 from agent.pipeline import build_session, stt_vocabulary_hint
 from agent.settings import Settings, load_settings
-from agent.worker import _at_most_jobs
+from agent.worker import _at_most_jobs, build_server
 from common.languages import get_language
 from common.metadata import Faq
 
@@ -67,3 +68,10 @@ async def test_session_listens_from_the_first_word_unless_aec_warmup_is_set(
 
 def test_aec_warmup_is_off_by_default() -> None:
     assert Settings.model_fields["agent_aec_warmup_seconds"].default == 0.0
+
+
+@pytest.mark.parametrize("executor", ["process", "thread"])
+def test_worker_runs_jobs_with_the_chosen_executor(executor: str) -> None:
+    settings = load_settings(_env_file=None, agent_job_executor=executor)
+    server = build_server(settings)
+    assert server._job_executor_type is JobExecutorType(executor)
