@@ -40,7 +40,7 @@ from .state_notifier import RetryPolicy, notify_state_changes
 from .tasks import BackgroundTasks
 from .user import choose_metadata, wait_for_user
 
-__all__ = ["VAD_KEY", "build_server", "entrypoint", "prewarm"]
+__all__ = ["VAD_KEY", "build_server", "entrypoint", "framework_log_level", "prewarm"]
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +126,12 @@ async def entrypoint(ctx: JobContext) -> None:
     rpc.ready(user_identity=user.identity, conversation=conversation, state=notifier)
 
 
+def framework_log_level(level: str) -> str:
+    """Our LOG_LEVEL in the framework's spelling: it accepts WARN, not Python's WARNING (given
+    WARNING, the worker refused to start)."""
+    return "WARN" if level == "WARNING" else level
+
+
 def _retry_policy(settings: Settings) -> RetryPolicy:
     return RetryPolicy(
         budget=settings.agent_state_rpc_retry_budget_seconds,
@@ -182,7 +188,7 @@ def build_server(
         setup_fnc=prewarm,
         # Stop signals sent to the whole process group must reach only the worker (it drains).
         preload_modules=[forkserver_signals.__name__],
-        log_level=settings.log_level,
+        log_level=framework_log_level(settings.log_level),
         **metrics_server_options(settings),
         **_job_count_load(settings.agent_max_jobs),
     )

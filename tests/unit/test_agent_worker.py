@@ -75,3 +75,9 @@ def test_worker_runs_jobs_with_the_chosen_executor(executor: str) -> None:
     settings = load_settings(_env_file=None, agent_job_executor=executor)
     server = build_server(settings)
     assert server._job_executor_type is JobExecutorType(executor)
+
+
+@pytest.mark.parametrize("level", ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])
+def test_every_log_level_we_accept_starts_the_framework_server(level: str) -> None:
+    settings = load_settings(_env_file=None, log_level=level)
+    build_server(settings)  # the framework validates its log level here
