@@ -99,8 +99,10 @@ class Meters:
             [
                 self.worker,
                 TreeMeter(standin_pid, "standin", memory=False),
-                TreeMeter(livekit_pid, "livekit_server", memory=False),
-                TreeMeter(psutil.Process().pid, "bench_users", memory=False),
+                # A Go binary and this process: nothing of theirs runs in child processes
+                # (reaped children still count through the root's children times).
+                TreeMeter(livekit_pid, "livekit_server", memory=False, tree=False),
+                TreeMeter(psutil.Process().pid, "bench_users", memory=False, tree=False),
             ],
             interval=interval,
         )

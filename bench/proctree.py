@@ -51,15 +51,20 @@ def role_of(proc: psutil.Process, root_pid: int) -> str:
 
 
 class TreeMeter:
-    """Readings of one process tree (root `pid`); `memory=False` skips PSS (cheaper)."""
+    """Readings of one process tree (root `pid`); `memory=False` skips PSS, `tree=False` reads
+    the root alone (finding descendants scans every process of the machine: a cost paid by the
+    benchmark's own process, which is measured too)."""
 
-    def __init__(self, pid: int, name: str, *, memory: bool = True) -> None:
+    def __init__(self, pid: int, name: str, *, memory: bool = True, tree: bool = True) -> None:
         self.root = psutil.Process(pid)
         self.name = name
         self.memory = memory
+        self.tree = tree
         self._roles: dict[int, str] = {}
 
     def members(self) -> list[psutil.Process]:
+        if not self.tree:
+            return [self.root]
         try:
             return [self.root, *self.root.children(recursive=True)]
         except psutil.NoSuchProcess:

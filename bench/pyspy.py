@@ -68,7 +68,7 @@ _IDLE_LEAVES = re.compile(
     r"_read_exactly|LogQueueHandler\._forward_logs)$"
 )
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
-_OURS = re.compile(r"(^|/)(agent|common)/[a-z_]+\.py")
+_OURS = re.compile(r"(^|/)(agent|common)/(?!__main__)[a-z_]+\.py")
 
 
 class Recording:
