@@ -119,15 +119,15 @@ def _roles(a: TreeReading, b: TreeReading) -> dict[str, float]:
     }
 
 
-async def wait_idle(meters: Meters, idle_processes: int, limit_s: float) -> None:
-    """The jobs of the last step gone (as many processes as the idle worker), or `limit_s`."""
+async def wait_idle(meters: Meters, idle_jobs: int, limit_s: float) -> None:
+    """The job processes of the last step gone (as many as the idle worker had), or `limit_s`.
+    Counted by role: the forkserver stays once started, even with no idle process."""
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
-        reading = await asyncio.to_thread(meters.worker.read)
-        if reading.processes <= idle_processes:
+        if await asyncio.to_thread(meters.worker.count, "job_process") <= idle_jobs:
             return
         await asyncio.sleep(1.0)
-    logger.warning("worker tree still has extra processes after %.0fs", limit_s)
+    logger.warning("worker tree still has job processes after %.0fs", limit_s)
 
 
 async def run_step(
@@ -240,6 +240,7 @@ async def _idle(meters: Meters, seconds: float) -> dict[str, Any]:
     return {
         "pss_mib": round(w.pss / MIB, 1),
         "processes": w.processes,
+        "job_processes": await asyncio.to_thread(meters.worker.count, "job_process"),
         "cpu_cores": round(_cpu(a, b, "worker") / max(w.at - a["worker"].at, 1e-6), 4),
         "members": meters.worker.describe(),
     }
@@ -279,7 +280,7 @@ async def run(stack: Stack, args: Any, rng: random.Random) -> dict[str, Any]:
                 )
             t0 = time.monotonic()
             step = await run_step(stack, meters, book, n, plan, rng, profile)
-            await wait_idle(meters, idle["processes"], limit_s=60)
+            await wait_idle(meters, idle["job_processes"], limit_s=60)
             last = time.monotonic() - t0
             step["step_duration_s"] = round(last, 1)
             out["steps"].append(step)

@@ -96,6 +96,10 @@ class TreeMeter:
                 by_role["exited_children"] = by_role.get("exited_children", 0.0) + reaped
         return TreeReading(time.monotonic(), cpu, pss, alive, by_role)
 
+    def count(self, role: str) -> int:
+        """How many members have `role` now (e.g. `job_process`)."""
+        return sum(1 for proc in self.members() if role_of(proc, self.root.pid) == role)
+
     def describe(self) -> list[dict[str, object]]:
         """The members now: pid, role and command (for the result file)."""
         out: list[dict[str, object]] = []
