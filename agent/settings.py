@@ -116,6 +116,10 @@ class Settings(BaseSettings):
     # transcribed nor allowed to interrupt (the framework's guard while a browser's echo
     # cancellation settles). 0 turns it off; see docs/greeting.md for the trade-off.
     agent_aec_warmup_seconds: float = Field(default=0.0, ge=0, le=10)
+    # The framework's automatic gain control (WebRTC APM) on the user's audio, every frame. Browsers
+    # already apply AGC to the microphone (getUserMedia's default); off saves that per-frame
+    # work in each session (docs/capacity.md). Keep it on for clients that send raw levels.
+    agent_input_agc: bool = True
 
     agent_idle_timeout_seconds: float = Field(default=120.0, gt=0)
     agent_user_rejoin_grace_seconds: float = Field(default=20.0, ge=0)

@@ -40,7 +40,14 @@ from .state_notifier import RetryPolicy, notify_state_changes
 from .tasks import BackgroundTasks
 from .user import choose_metadata, wait_for_user
 
-__all__ = ["VAD_KEY", "build_server", "entrypoint", "framework_log_level", "prewarm"]
+__all__ = [
+    "VAD_KEY",
+    "audio_input_options",
+    "build_server",
+    "entrypoint",
+    "framework_log_level",
+    "prewarm",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -121,9 +128,18 @@ async def entrypoint(ctx: JobContext) -> None:
         room=ctx.room,
         # Linked to this identity only (a rejoin under another is not the user); the framework's
         # typed chat (`lk.chat`) is off: `send_text` is the one, rate-limited, way to type.
-        room_options=room_io.RoomOptions(participant_identity=user.identity, text_input=False),
+        room_options=room_io.RoomOptions(
+            participant_identity=user.identity,
+            text_input=False,
+            audio_input=audio_input_options(settings),
+        ),
     )
     rpc.ready(user_identity=user.identity, conversation=conversation, state=notifier)
+
+
+def audio_input_options(settings: Settings) -> room_io.AudioInputOptions:
+    """The user's audio as the framework takes it: its defaults, AGC as configured."""
+    return room_io.AudioInputOptions(auto_gain_control=settings.agent_input_agc)
 
 
 def framework_log_level(level: str) -> str:

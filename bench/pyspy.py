@@ -67,6 +67,8 @@ _IDLE_LEAVES = re.compile(
     # livekit-agents threads blocked reading their IPC socket / log queue (a C-level wait)
     r"_read_exactly|LogQueueHandler\._forward_logs)$"
 )
+# Whole files whose frames only wait (multiprocessing's resource tracker reads its pipe).
+_IDLE_FILES = re.compile(r"multiprocessing/resource_tracker\.py$")
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 _OURS = re.compile(r"(^|/)(agent|common)/(?!__main__)[a-z_]+\.py")
 
@@ -163,7 +165,7 @@ def summarize(path: Path, top: int = 15) -> dict[str, Any]:
             stack = stack[head.end() :]
         process = _LEVELS.get(depth, "?")
         code = [(f, file) for f, file in _frames(stack) if file]
-        if not code or _IDLE_LEAVES.match(code[-1][0]):
+        if not code or _IDLE_LEAVES.match(code[-1][0]) or _IDLE_FILES.search(code[-1][1]):
             idle += count
             continue
         total += count

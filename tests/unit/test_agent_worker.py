@@ -8,7 +8,7 @@ from livekit.plugins import silero
 
 from agent.pipeline import build_session, stt_vocabulary_hint
 from agent.settings import Settings, load_settings
-from agent.worker import _at_most_jobs, build_server
+from agent.worker import _at_most_jobs, audio_input_options, build_server
 from common.languages import get_language
 from common.metadata import Faq
 
@@ -81,3 +81,9 @@ def test_worker_runs_jobs_with_the_chosen_executor(executor: str) -> None:
 def test_every_log_level_we_accept_starts_the_framework_server(level: str) -> None:
     settings = load_settings(_env_file=None, log_level=level)
     build_server(settings)  # the framework validates its log level here
+
+
+@pytest.mark.parametrize("agc", [True, False])
+def test_user_audio_gain_control_follows_the_setting(agc: bool) -> None:
+    settings = load_settings(_env_file=None, agent_input_agc=agc)
+    assert audio_input_options(settings).auto_gain_control is agc
