@@ -137,6 +137,7 @@ async def run_step(
     n: int,
     plan: ConversationPlan,
     rng: random.Random,
+    idle_jobs: int,
     profile: Recording | None = None,
 ) -> dict[str, Any]:
     sampler = meters.sampler
@@ -157,6 +158,12 @@ async def run_step(
     r_done = await sampler.snapshot()
     if profile is not None:
         await profile.stop()
+    # The worker's CPU is read again once the step's job processes are gone and waited for:
+    # a job process exiting at the end of the window is not readable, and its time shows up
+    # (whole) in the forkserver's children times only once reaped. Its shutdown work is part
+    # of a session's cost anyway.
+    await wait_idle(meters, idle_jobs, limit_s=60)
+    r_settled = await sampler.snapshot()
     t_start, t_ready, t_done = (r["worker"].at for r in (r_start, r_ready, r_done))
     window = max(t_done - t_ready, 1e-6)
     session_s = sum(s.active_s for s in sessions) or window * n
@@ -169,7 +176,7 @@ async def run_step(
     complete = [t.complete_ms for t in turns if t.ok and t.complete_ms is not None]
     ci_rng = random.Random(rng.random())
 
-    worker_cpu = _cpu(r_ready, r_done, "worker")
+    worker_cpu = _cpu(r_ready, r_settled, "worker")
     conv = sampler.window("worker", t_ready, t_done)
     step = sampler.window("worker", t_start, t_done)
     peak = max((r.pss for r in step), default=r_done["worker"].pss)
@@ -197,9 +204,12 @@ async def run_step(
         "worker": {
             "core_s_per_session_min": round(worker_cpu / session_min, 2),
             "cores_per_session": round(worker_cpu / session_s, 4),
+            # Per turn too: a loaded machine stretches turns (more minutes, same work), which
+            # lowers the per-minute figure; the per-turn one does not move with it.
+            "core_s_per_turn": round(worker_cpu / max(len(turns), 1), 2),
             "cores_total": round(worker_cpu / window, 3),
             "join_core_s_per_session": round(_cpu(r_start, r_ready, "worker") / n, 2),
-            "cpu_s_by_role": _roles(r_ready["worker"], r_done["worker"]),
+            "cpu_s_by_role": _roles(r_ready["worker"], r_settled["worker"]),
             "pss_peak_mib": round(peak / MIB, 1),
             "pss_steady_mib": round(steady / MIB, 1),
             "processes_peak": max((r.processes for r in step), default=0),
@@ -220,10 +230,12 @@ def _log_step(step: dict[str, Any], idle_mib: float) -> None:
     lat, w = step["latency_ms"], step["worker"]
     logger.info(
         "N=%d: p50 %s p95 %s ms; %d/%d failed %s; worker %.2f core-s/session-min "
-        "(%.3f cores/session), PSS/session peak %.0f steady %.0f MiB; stand-in %.2f, "
+        "(%.3f cores/session, %.2f core-s/turn), PSS/session peak %.0f steady %.0f MiB; "
+        "stand-in %.2f, "
         "livekit-server %.2f, users %.2f cores",
         step["sessions"], lat.get("p50"), lat.get("p95"), step["failed_turns"], step["turns"],
         step["failed_by_cause"] or "", w["core_s_per_session_min"], w["cores_per_session"],
+        w["core_s_per_turn"],
         _per_session_pss(step, idle_mib, "pss_peak_mib"),
         _per_session_pss(step, idle_mib, "pss_steady_mib"),
         step["others"]["standin"]["cpu_cores"], step["others"]["livekit_server"]["cpu_cores"],
@@ -279,8 +291,7 @@ async def run(stack: Stack, args: Any, rng: random.Random) -> dict[str, Any]:
                     rate=args.profile_rate,
                 )
             t0 = time.monotonic()
-            step = await run_step(stack, meters, book, n, plan, rng, profile)
-            await wait_idle(meters, idle["job_processes"], limit_s=60)
+            step = await run_step(stack, meters, book, n, plan, rng, idle["job_processes"], profile)
             last = time.monotonic() - t0
             step["step_duration_s"] = round(last, 1)
             out["steps"].append(step)
@@ -408,7 +419,8 @@ def _rows(result: Any, data: dict[str, Any], cap: int | None) -> None:
             f"p95 {s['latency_ms'].get('p95')} ms",
             note=f"p50 {s['latency_ms'].get('p50')} ms; failed {s['failed_turns']}/{s['turns']}"
             f" ({causes}); worker {w['core_s_per_session_min']} core-s/session-min"
-            f" ({w['cores_per_session']} cores/session); PSS/session"
+            f" ({w['cores_per_session']} cores/session, {w['core_s_per_turn']} core-s/turn);"
+            f" PSS/session"
             f" {_per_session_pss(s, idle, 'pss_peak_mib'):.0f} peak,"
             f" {_per_session_pss(s, idle, 'pss_steady_mib'):.0f} steady MiB; not the worker:"
             f" stand-in {o['standin']['cpu_cores']}, livekit-server"
