@@ -113,10 +113,17 @@ def _cpu(a: dict[str, TreeReading], b: dict[str, TreeReading], name: str) -> flo
 
 
 def _roles(a: TreeReading, b: TreeReading) -> dict[str, float]:
-    keys = set(a.cpu_by_role) | set(b.cpu_by_role)
-    return {
-        k: round(b.cpu_by_role.get(k, 0.0) - a.cpu_by_role.get(k, 0.0), 2) for k in sorted(keys)
-    }
+    """CPU seconds between two readings by role. Job processes that ended in between are
+    counted (whole) through their parent's children times, so live and ended ones are summed:
+    split apart, the live ones' share would go negative."""
+
+    def split(r: TreeReading) -> dict[str, float]:
+        out = dict(r.cpu_by_role)
+        out["job_processes"] = out.pop("job_process", 0.0) + out.pop("exited_children", 0.0)
+        return out
+
+    sa, sb = split(a), split(b)
+    return {k: round(sb.get(k, 0.0) - sa.get(k, 0.0), 2) for k in sorted(set(sa) | set(sb))}
 
 
 async def wait_idle(meters: Meters, idle_jobs: int, limit_s: float) -> None:
