@@ -49,6 +49,8 @@ bench-voice: bootstrap
 bench-eot: bootstrap
 	.venv/bin/python -m bench.eot_sweep
 
+# Cost per voice session of one agent worker (CPU core-s per session-minute, PSS per session),
+# N = 1,2,3,4,6,8,... until turns fail, and the knee; ~10-15 min. docs/capacity.md
 bench-capacity: bootstrap
 	.venv/bin/python -m bench.capacity
 

@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     # Set: Prometheus `/metrics` on this port (same host); unset: no metrics endpoint.
     agent_metrics_port: int | None = Field(default=None, ge=1, le=65535)
     agent_num_idle_processes: int = Field(default=1, ge=0, le=64)
+    # How each session (job) runs: `process` (the framework's default: one process per session,
+    # isolated, ~75 MiB PSS each) or `thread` (all sessions in the worker's one process: less
+    # memory, but they share one interpreter and one core; see docs/capacity.md).
+    agent_job_executor: Literal["process", "thread"] = "process"
     # CPU load (0-1) above which the worker takes no new jobs; unset: the framework's default
     # (0.7 under `start`, unlimited under `dev`). Raise it on small shared machines.
     agent_load_threshold: float | None = Field(default=None, gt=0, lt=1)
@@ -116,6 +120,10 @@ class Settings(BaseSettings):
     # transcribed nor allowed to interrupt (the framework's guard while a browser's echo
     # cancellation settles). 0 turns it off; see docs/greeting.md for the trade-off.
     agent_aec_warmup_seconds: float = Field(default=0.0, ge=0, le=10)
+    # The framework's automatic gain control (WebRTC APM) on the user's audio, every frame. Browsers
+    # already apply AGC to the microphone (getUserMedia's default); off saves that per-frame
+    # work in each session (docs/capacity.md). Keep it on for clients that send raw levels.
+    agent_input_agc: bool = True
 
     agent_idle_timeout_seconds: float = Field(default=120.0, gt=0)
     agent_user_rejoin_grace_seconds: float = Field(default=20.0, ge=0)

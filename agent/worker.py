@@ -11,7 +11,14 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from livekit.agents import AgentServer, JobContext, JobProcess, JobRequest, room_io
+from livekit.agents import (
+    AgentServer,
+    JobContext,
+    JobExecutorType,
+    JobProcess,
+    JobRequest,
+    room_io,
+)
 from livekit.plugins import silero
 
 from common.languages import get_language
@@ -34,7 +41,15 @@ from .state_notifier import RetryPolicy, notify_state_changes
 from .tasks import BackgroundTasks
 from .user import choose_metadata, wait_for_user
 
-__all__ = ["VAD_KEY", "build_server", "entrypoint", "gave_up_connecting", "prewarm"]
+__all__ = [
+    "VAD_KEY",
+    "audio_input_options",
+    "build_server",
+    "entrypoint",
+    "framework_log_level",
+    "gave_up_connecting",
+    "prewarm",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -115,9 +130,24 @@ async def entrypoint(ctx: JobContext) -> None:
         room=ctx.room,
         # Linked to this identity only (a rejoin under another is not the user); the framework's
         # typed chat (`lk.chat`) is off: `send_text` is the one, rate-limited, way to type.
-        room_options=room_io.RoomOptions(participant_identity=user.identity, text_input=False),
+        room_options=room_io.RoomOptions(
+            participant_identity=user.identity,
+            text_input=False,
+            audio_input=audio_input_options(settings),
+        ),
     )
     rpc.ready(user_identity=user.identity, conversation=conversation, state=notifier)
+
+
+def audio_input_options(settings: Settings) -> room_io.AudioInputOptions:
+    """The user's audio as the framework takes it: its defaults, AGC as configured."""
+    return room_io.AudioInputOptions(auto_gain_control=settings.agent_input_agc)
+
+
+def framework_log_level(level: str) -> str:
+    """Our LOG_LEVEL in the framework's spelling: it accepts WARN, not Python's WARNING (given
+    WARNING, the worker refused to start)."""
+    return "WARN" if level == "WARNING" else level
 
 
 def _retry_policy(settings: Settings) -> RetryPolicy:
@@ -191,10 +221,11 @@ def build_server(
         host=settings.agent_http_host,
         port=settings.agent_http_port,
         num_idle_processes=settings.agent_num_idle_processes,
+        job_executor_type=JobExecutorType(settings.agent_job_executor),
         setup_fnc=prewarm,
         # Stop signals sent to the whole process group must reach only the worker (it drains).
         preload_modules=[forkserver_signals.__name__],
-        log_level=settings.log_level,
+        log_level=framework_log_level(settings.log_level),
         max_retry=_connect_retries(settings),
         **metrics_server_options(settings),
         **_job_count_load(settings.agent_max_jobs),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
 from pathlib import Path
@@ -91,10 +92,11 @@ class AgentAudioRecorder:
                 rec.changed()
 
     def first_voiced_after(self, mark: Stamp) -> Stamp | None:
-        for voiced in self.recording.agent_audio_voiced:
-            if voiced.at.mono > mark.mono:
-                return voiced.at
-        return None
+        # Marks are appended in arrival order; a binary search keeps this cheap when waiters
+        # re-check on every voiced frame of a long session (a scan made it quadratic).
+        voiced = self.recording.agent_audio_voiced
+        i = bisect.bisect_right(voiced, mark.mono, key=lambda v: v.at.mono)
+        return voiced[i].at if i < len(voiced) else None
 
     async def save(self, path: Path) -> Path:
         samples = self.samples

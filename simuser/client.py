@@ -46,7 +46,7 @@ from common.protocol import (
 )
 
 from .agent_audio import AgentAudioRecorder
-from .audio import DEFAULT_SILENCE_RMS, load_wav
+from .audio import DEFAULT_SILENCE_RMS, Int16Array, load_wav
 from .echo import EchoPath
 from .microphone import Microphone
 from .recording import (
@@ -497,8 +497,25 @@ class SimulatedUser:
         else:
             wav = await render_speech(str(what), language or self.language)
         samples = await asyncio.to_thread(load_wav, wav)
-        utterance = await self.microphone.play(
+        return await self.play(
             samples, source=str(what), lead_silence=lead_silence, trail_silence=trail_silence
+        )
+
+    async def play(
+        self,
+        samples: Int16Array,
+        *,
+        source: str,
+        lead_silence: float = 0.0,
+        trail_silence: float = 0.0,
+    ) -> Utterance:
+        """Speak audio already loaded (48 kHz mono int16): what load tests use, so that one
+        render of a question serves every simulated user without reading or converting it again.
+        """
+        if not self.microphone.published:
+            await self.publish_microphone()
+        utterance = await self.microphone.play(
+            samples, source=source, lead_silence=lead_silence, trail_silence=trail_silence
         )
         self.recording.utterances.append(utterance)
         self.recording.changed()

@@ -31,7 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         recognizer = Recognizer(settings.stt_concurrency)
         await recognizer.load()
         app.state.recognizer = recognizer
-        app.state.synthesizer = Synthesizer(settings.tts_concurrency)
+        app.state.synthesizer = Synthesizer(settings.tts_concurrency, settings.tts_cache_entries)
         logger.info("stand-in ready (faults %s)", "on" if settings.enable_faults else "off")
         yield
 

@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     # Concurrent recognitions (one pocketsphinx decoder each) and syntheses (espeak processes).
     stt_concurrency: int = Field(default=2, ge=1, le=16)
     tts_concurrency: int = Field(default=4, ge=1, le=32)
+    # Syntheses kept in memory (least recently used dropped first; 0: none): greetings and FAQ
+    # answers repeat word for word, so a repeat is replayed instead of run again (~300 KB each).
+    tts_cache_entries: int = Field(default=64, ge=0, le=4096)
     # pocketsphinx hears only English; for another `language` return "" or the English attempt.
     stt_non_english: Literal["empty", "english"] = "empty"
     # Largest accepted upload for /v1/audio/transcriptions (OpenAI's limit is 25 MB).

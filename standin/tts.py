@@ -12,11 +12,12 @@ import contextlib
 import logging
 import os
 import re
-from collections.abc import AsyncIterator
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from common.languages import LANGUAGES, UnsupportedLanguageError, normalize_language_code
 
-__all__ = ["ESPEAK_VOICES", "SAMPLE_RATE", "Synthesizer", "resolve_language"]
+__all__ = ["ESPEAK_VOICES", "SAMPLE_RATE", "PcmCache", "Synthesizer", "resolve_language"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,16 +66,59 @@ async def _feed(stdin: asyncio.StreamWriter, data: bytes) -> None:
     stdin.close()
 
 
+class PcmCache:
+    """The last `entries` complete syntheses, keyed by (text, voice, rate): greetings and FAQ
+    answers repeat word for word, and a repeat costs no espeak-ng/sox process."""
+
+    def __init__(self, entries: int) -> None:
+        self._entries = entries
+        self._items: OrderedDict[tuple[str, str, int], bytes] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: tuple[str, str, int]) -> bytes | None:
+        pcm = self._items.get(key)
+        if pcm is None:
+            self.misses += 1
+            return None
+        self._items.move_to_end(key)
+        self.hits += 1
+        return pcm
+
+    def put(self, key: tuple[str, str, int], pcm: bytes) -> None:
+        if self._entries <= 0:
+            return
+        self._items[key] = pcm
+        self._items.move_to_end(key)
+        while len(self._items) > self._entries:
+            self._items.popitem(last=False)
+
+
 class Synthesizer:
-    """Runs espeak-ng | sox as asyncio subprocesses; at most `concurrency` at a time."""
+    """Runs espeak-ng | sox as asyncio subprocesses; at most `concurrency` at a time. With
+    `cache_entries`, a text already spoken in the same voice and rate is replayed from memory."""
 
-    def __init__(self, concurrency: int) -> None:
+    def __init__(self, concurrency: int, cache_entries: int = 0) -> None:
         self._slots = asyncio.Semaphore(concurrency)
+        self.cache = PcmCache(cache_entries)
 
-    async def stream_pcm(self, text: str, language: str, speed: float) -> AsyncIterator[bytes]:
+    async def stream_pcm(self, text: str, language: str, speed: float) -> AsyncGenerator[bytes]:
         """Raw 24 kHz mono int16 little-endian PCM, in chunks as soon as sox emits them."""
         voice = ESPEAK_VOICES.get(language, ESPEAK_VOICES["en"])
         wpm = max(80, min(450, round(ESPEAK_WPM * speed)))
+        key = (text, voice, wpm)
+        cached = self.cache.get(key)
+        if cached is not None:
+            for start in range(0, len(cached), CHUNK_BYTES):
+                yield cached[start : start + CHUNK_BYTES]
+            return
+        whole = bytearray()
+        async for chunk in self._synthesize(text, voice, wpm):
+            whole += chunk
+            yield chunk
+        self.cache.put(key, bytes(whole))  # only reached when the synthesis succeeded
+
+    async def _synthesize(self, text: str, voice: str, wpm: int) -> AsyncIterator[bytes]:
         async with self._slots:
             read_fd, write_fd = os.pipe()
             try:

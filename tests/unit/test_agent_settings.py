@@ -49,6 +49,7 @@ def test_env_names_match_env_example(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENT_USER_REJOIN_GRACE_SECONDS", "3")
     monkeypatch.setenv("AGENT_HTTP_PORT", "18081")
     monkeypatch.setenv("AGENT_NUM_IDLE_PROCESSES", "0")
+    monkeypatch.setenv("AGENT_JOB_EXECUTOR", "thread")
     monkeypatch.setenv("LOG_FORMAT", "JSON")
     monkeypatch.setenv("LOG_LEVEL", "debug")
     settings = _settings()
@@ -56,6 +57,7 @@ def test_env_names_match_env_example(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.agent_user_rejoin_grace_seconds == 3
     assert settings.agent_http_port == 18081
     assert settings.agent_num_idle_processes == 0
+    assert settings.agent_job_executor == "thread"
     assert settings.log_format == "json"
     assert settings.log_level == "DEBUG"
 

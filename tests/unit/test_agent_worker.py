@@ -3,11 +3,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
+from livekit.agents import JobExecutorType
 from livekit.plugins import silero
 
 from agent.pipeline import build_session, stt_vocabulary_hint
 from agent.settings import Settings, load_settings
-from agent.worker import _at_most_jobs, build_server, gave_up_connecting
+from agent.worker import _at_most_jobs, audio_input_options, build_server, gave_up_connecting
 from common.languages import get_language
 from common.metadata import Faq
 
@@ -85,3 +86,22 @@ def test_giving_up_on_livekit_is_read_from_the_framework_flag() -> None:
     assert gave_up_connecting(server) is False
     server._connection_failed = True
     assert gave_up_connecting(server) is True
+
+
+@pytest.mark.parametrize("executor", ["process", "thread"])
+def test_worker_runs_jobs_with_the_chosen_executor(executor: str) -> None:
+    settings = load_settings(_env_file=None, agent_job_executor=executor)
+    server = build_server(settings)
+    assert server._job_executor_type is JobExecutorType(executor)
+
+
+@pytest.mark.parametrize("level", ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])
+def test_every_log_level_we_accept_starts_the_framework_server(level: str) -> None:
+    settings = load_settings(_env_file=None, log_level=level)
+    build_server(settings)  # the framework validates its log level here
+
+
+@pytest.mark.parametrize("agc", [True, False])
+def test_user_audio_gain_control_follows_the_setting(agc: bool) -> None:
+    settings = load_settings(_env_file=None, agent_input_agc=agc)
+    assert audio_input_options(settings).auto_gain_control is agc
