@@ -28,7 +28,12 @@ logger = logging.getLogger(__name__)
 
 
 def build_brain(settings: Settings) -> Brain:
-    rule = Rule(settings.brain_min_similarity, settings.brain_min_margin, settings.match_threshold)
+    rule = Rule(
+        settings.brain_min_similarity,
+        settings.brain_min_margin,
+        settings.match_threshold,
+        settings.brain_near_edit,
+    )
     try:
         embedder: Embedder | None = Embedder(engine_path(), settings.brain_threads)
     except EngineMissingError as exc:

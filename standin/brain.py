@@ -36,7 +36,17 @@ from common.prompt_data import parse_faq_block, parse_session_language
 
 from .embeddings import Embedder
 
-__all__ = ["Brain", "Decision", "Reply", "Rule", "decide", "fuzzy_score", "normalize"]
+__all__ = [
+    "Brain",
+    "Decision",
+    "Reply",
+    "Rule",
+    "adds_words",
+    "decide",
+    "fuzzy_score",
+    "normalize",
+    "strip_fillers",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +54,7 @@ FALLBACK_LANGUAGE = "en"
 TOPICS_NAMED = 2
 _NON_WORD = re.compile(r"[^\w']+|_")
 
-How = Literal["semantic", "lexical", "declined", "no_faqs"]
+How = Literal["semantic", "lexical", "near_edit", "declined", "no_faqs"]
 
 
 class _Replies(BaseModel):
@@ -54,6 +64,8 @@ class _Replies(BaseModel):
     no_faqs: str
     joiner: str
     quote: str
+    # Words that carry no question ("hi", "please"): left out before comparing wordings.
+    fillers: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +75,9 @@ class Rule:
     min_similarity: float
     min_margin: float
     lexical_threshold: float  # 0-100, the fuzzy score that answers when both matchers agree
+    # 0-100: a question this close to a FAQ's wording, but below `lexical_threshold`, is that
+    # FAQ's question with a word changed or added ("... for students?"): a near-miss, declined.
+    near_edit: float = 101.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,23 +118,49 @@ def normalize(text: str) -> str:
     return " ".join(_NON_WORD.sub(" ", text).split())
 
 
+@cache
+def _fillers() -> re.Pattern[str]:
+    words = {normalize(w) for r in _replies().values() for w in r.fillers}
+    alternatives = "|".join(sorted((re.escape(w) for w in words if w), key=len, reverse=True))
+    return re.compile(rf"(?:^|(?<= ))(?:{alternatives})(?= |$)")
+
+
+def strip_fillers(text: str) -> str:
+    """`normalize(text)` without the filler words of any language ("hi", "por favor")."""
+    return " ".join(_fillers().sub(" ", normalize(text)).split())
+
+
 def fuzzy_score(user: str, question: str) -> float:
-    """0-100, `ratio` on normalised text: how close the user's words are to the FAQ's wording.
+    """0-100, `ratio` on normalised text without fillers: how close the user's words are to the
+    FAQ's wording ("hi, what are your opening hours please?" is the FAQ's own question).
 
     Only near-exact wording counts as a lexical answer: near-misses ("do you neuter dogs?" on
     "do you neuter cats?") score 80+, and a question that contains the whole FAQ question plus
     a qualifier ("... for students?") scores 100 on `partial_ratio`, so neither is used.
     """
-    u, q = normalize(user), normalize(question)
+    u, q = strip_fillers(user), strip_fillers(question)
     if not u or not q:
         return 0.0
     return float(fuzz.ratio(u, q))
 
 
+def adds_words(user: str, question: str) -> bool:
+    """Whether the user's words (fillers aside) include one the FAQ question does not have.
+
+    A near-miss adds or swaps a word ("yearly" for "monthly"); a recogniser that drops one
+    ("how do i reset password") does not.
+    """
+    return bool(set(strip_fillers(user).split()) - set(strip_fillers(question).split()))
+
+
 def decide(
-    similarities: npt.NDArray[np.float32] | None, lexical: list[float], rule: Rule
+    similarities: npt.NDArray[np.float32] | None,
+    lexical: list[float],
+    rule: Rule,
+    edited: list[bool] | None = None,
 ) -> Decision:
-    """The answer rule on precomputed scores: one cosine and one fuzzy score per FAQ."""
+    """The answer rule on precomputed scores: one cosine and one fuzzy score per FAQ; `edited`
+    says per FAQ whether the question adds a word to its wording (default: yes)."""
     lex_index = int(np.argmax(lexical)) if lexical else None
     lex_best = lexical[lex_index] if lex_index is not None else 0.0
     if similarities is None or len(similarities) == 0:
@@ -130,6 +171,9 @@ def decide(
     top = int(order[0])
     sim = float(similarities[top])
     margin = sim - float(similarities[order[1]]) if len(order) > 1 else 1.0
+    near = [s for i, s in enumerate(lexical) if edited is None or edited[i]]
+    if any(rule.near_edit <= s < rule.lexical_threshold for s in near):
+        return Decision(None, "near_edit", sim, margin, lex_best)
     if sim >= rule.min_similarity and margin >= rule.min_margin:
         return Decision(top, "semantic", sim, margin, lex_best)
     if lex_index == top and lex_best >= rule.lexical_threshold:
@@ -159,7 +203,8 @@ class Brain:
         sims = None
         if self.embedder is not None and normalize(user_text):
             sims = self.embedder.similarities(faqs, user_text)
-        decision = decide(sims, lexical, self.rule)
+        edited = [adds_words(user_text, f.question) for f in faqs]
+        decision = decide(sims, lexical, self.rule, edited)
         logger.debug("%s for %r", decision, user_text)
         if decision.index is not None:
             faq = faqs[decision.index]

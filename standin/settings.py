@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     brain_min_margin: float = Field(default=0.025, ge=0, le=1)
     # ...or when the user's words are (nearly) the FAQ's own question: fuzzy ratio 0-100.
     match_threshold: float = Field(default=95.0, ge=0, le=100)
+    # A question this close to a FAQ's wording (fuzzy 0-100) but below the threshold above is
+    # that question with a word changed ("... for students?"): declined. 101 turns it off.
+    brain_near_edit: float = Field(default=80.0, ge=0, le=101)
     # Threads of the embedding engine (per question; the recogniser needs the other core).
     brain_threads: int = Field(default=1, ge=1, le=16)
     # Concurrent recognitions (one pocketsphinx decoder each) and syntheses (espeak processes).

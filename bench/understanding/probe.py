@@ -3,9 +3,9 @@ half supports. Offline, no server: `python -m bench.understanding.probe [--split
 
 For every item it records the cosine to each FAQ (question + answer) and the fuzzy score of the
 stand-in's lexical matcher; then it grid-searches the brain's own rule (`standin.brain.decide`:
-cosine >= s and margin >= m, or lexical agreement) and prints, for each number of near-misses
-answered, the cut-offs with the most covered answers, no wrong-FAQ answer and no plainly
-uncovered question answered.
+cosine >= s and margin >= m, or lexical agreement; near-edits of a FAQ question declined) and
+prints, for each number of near-misses answered, the cut-offs with the most covered answers, no
+wrong-FAQ answer and no plainly uncovered question answered.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from standin.brain import Rule, decide, fuzzy_score
+from standin.brain import Rule, adds_words, decide, fuzzy_score
 from standin.embeddings import faq_passage
 
 from .dataset import FaqSet, Split, load_sets
@@ -37,6 +37,7 @@ class Row:
     expect: int | None  # index of the expected FAQ
     similarities: list[float]
     lexical: list[float]
+    edited: list[bool]
 
 
 def _e5() -> Embed:
@@ -85,6 +86,7 @@ def probe(embed: Embed, sets: Sequence[FaqSet], split: Split | None) -> list[Row
                     ids.index(item.expect) if item.expect is not None else None,
                     [float(x) for x in sims],
                     [fuzzy_score(item.text, f.question) for f in faqs],
+                    [adds_words(item.text, f.question) for f in faqs],
                 )
             )
     return rows
@@ -94,7 +96,9 @@ def outcomes(rows: Sequence[Row], rule: Rule) -> Counter[str]:
     """right / wrong_faq / declined (covered) and answered / declined per unanswerable kind."""
     counts: Counter[str] = Counter()
     for row in rows:
-        index = decide(np.asarray(row.similarities, np.float32), row.lexical, rule).index
+        index = decide(
+            np.asarray(row.similarities, np.float32), row.lexical, rule, row.edited
+        ).index
         if row.expect is not None:
             counts[
                 "right" if index == row.expect else "declined" if index is None else "wrong_faq"
@@ -110,13 +114,15 @@ def top1(rows: Sequence[Row]) -> int:
     )
 
 
-def frontier(rows: Sequence[Row], lexical_threshold: float) -> list[dict[str, float]]:
+def frontier(
+    rows: Sequence[Row], lexical_threshold: float, near_edit: float
+) -> list[dict[str, float]]:
     """For each number of near-misses answered, the rule answering the most covered questions
     with no wrong-FAQ answer and no plainly uncovered question answered."""
     best: dict[int, dict[str, float]] = {}
     for s in np.arange(0.30, 0.95, 0.005):
         for m in np.arange(0.0, 0.10, 0.005):
-            rule = Rule(float(s), float(m), lexical_threshold)
+            rule = Rule(float(s), float(m), lexical_threshold, near_edit)
             c = outcomes(rows, rule)
             if c["wrong_faq"] or c["uncovered_answered"]:
                 continue
@@ -132,6 +138,7 @@ def main() -> None:
     parser.add_argument("--split", choices=[s.value for s in Split], default=Split.TUNE.value)
     parser.add_argument("--model", choices=sorted(MODELS), action="append")
     parser.add_argument("--lexical-threshold", type=float, default=95.0)
+    parser.add_argument("--near-edit", type=float, default=80.0, help="101: off")
     parser.add_argument("--rows", action="store_true", help="include every item's scores")
     args = parser.parse_args()
     split = Split(args.split)
@@ -142,7 +149,7 @@ def main() -> None:
         summary[name] = {
             "covered": sum(1 for r in rows if r.expect is not None),
             "top1_right": top1(rows),
-            "frontier": frontier(rows, args.lexical_threshold),
+            "frontier": frontier(rows, args.lexical_threshold, args.near_edit),
             "rows": [asdict(r) for r in rows] if args.rows else None,
         }
     print(json.dumps(summary, indent=1))

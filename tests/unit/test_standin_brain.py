@@ -17,7 +17,7 @@ from standin.embeddings import Embedder
 
 pytestmark = pytest.mark.unit
 
-RULE = Rule(min_similarity=0.86, min_margin=0.025, lexical_threshold=95.0)
+RULE = Rule(min_similarity=0.86, min_margin=0.025, lexical_threshold=95.0, near_edit=80.0)
 # The understanding eval's own sets: one shared sample of FAQs, in English and in Spanish.
 SETS = {s.id: s for s in load_sets()}
 GYM = SETS["gym"].common_faqs
@@ -137,3 +137,30 @@ def test_standin_brain_rule_lexical_needs_agreement_and_near_exact_wording() -> 
     assert decide(_sims(0.89, 0.90), [97, 10], RULE).index is None  # matchers disagree
     assert decide(_sims(0.90, 0.89), [90, 10], RULE).index is None
     assert decide(None, [97, 10], RULE).index == 0  # no embedder: lexical only
+
+
+def test_standin_brain_rule_declines_a_near_edit_of_a_faq_question() -> None:
+    assert decide(_sims(0.95, 0.80), [85, 10], RULE).how == "near_edit"
+    assert decide(_sims(0.95, 0.80), [79, 10], RULE).how == "semantic"
+    assert decide(_sims(0.95, 0.80), [96, 10], RULE).how == "semantic"
+    # a word dropped (by the recogniser), none added: not a near-miss
+    assert decide(_sims(0.95, 0.80), [85, 10], RULE, [False, True]).how == "semantic"
+
+
+def test_standin_brain_declines_faq_question_with_a_word_changed(brain: Brain) -> None:
+    reply = brain.answer(prompt(GYM), "How much is a yearly membership?")  # monthly is the FAQ
+    assert reply.matched is None
+    assert reply.decision.how == "near_edit"
+
+
+@pytest.mark.parametrize(
+    ("language", "faqs", "question", "index"),
+    [
+        ("en", GYM, "Hi, what are your opening hours please?", 0),
+        ("es", HOTEL_ES, "Hola, ¿tienen aparcamiento, por favor?", 2),
+    ],
+)
+def test_standin_brain_answers_faq_question_with_greeting_and_please(
+    brain: Brain, language: str, faqs: list[Faq], question: str, index: int
+) -> None:
+    assert brain.answer(prompt(faqs, language), question).matched == faqs[index]
