@@ -13,7 +13,7 @@ CACHE=.cache
 mkdir -p "$CACHE"
 say() { printf '\033[1m[bootstrap]\033[0m %s\n' "$*" >&2; }
 
-APT_PACKAGES=(espeak-ng sox chromium iproute2 make redis-server)
+APT_PACKAGES=(espeak-ng sox chromium iproute2 make redis-server gcc)
 # Toolchains and rights first: one line per missing prerequisite instead of a failed build.
 bash scripts/check-prerequisites.sh "${APT_PACKAGES[@]}" || exit 1
 

