@@ -134,7 +134,8 @@ def main() -> None:
     timing = brain_timing(sets)
     for name, results in endpoints.items():
         summary = summarize(results)
-        result.data[name] = {"summary": summary, "items": as_dicts(results)}
+        per_set = {s.id: summarize([r for r in results if r.set == s.id]) for s in sets}
+        result.data[name] = {"summary": summary, "per_set": per_set, "items": as_dicts(results)}
         print(f"{name}:")
         for block_key, block in summary.items():
             print(_line(block_key, block))
