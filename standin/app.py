@@ -33,6 +33,8 @@ def build_brain(settings: Settings) -> Brain:
         settings.brain_min_margin,
         settings.match_threshold,
         settings.brain_near_edit,
+        settings.brain_min_question_similarity,
+        settings.brain_min_question_margin,
     )
     try:
         embedder: Embedder | None = Embedder(engine_path(), settings.brain_threads)

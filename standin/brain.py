@@ -7,9 +7,11 @@ the session language. It never writes an answer of its own.
 Which FAQ: the one whose question + answer is closest to the user's words in the embedding
 space (`standin.embeddings`, multilingual, so a Spanish question finds an English FAQ).
 Whether to answer (precision first, `Rule`): the closest FAQ must be close enough AND clearly
-closer than the runner-up; or, failing that, the fuzzy lexical matcher (the FAQ's own wording)
-must pick the same FAQ. A cosine cut-off alone does not separate covered from uncovered
-questions: the margin to the runner-up is what keeps an in-between question from being answered.
+closer than the runner-up; or the user's words must be close to that FAQ's question alone
+(question to question, a second view) with both views picking it and neither in a near tie; or
+the fuzzy lexical matcher (the FAQ's own wording) must pick the same FAQ. A cosine cut-off
+alone does not separate covered from uncovered questions: the margin to the runner-up is what
+keeps an in-between question from being answered.
 The cut-offs come from the tune half of the understanding eval (`bench/understanding`).
 Without an embedder (engine not built) only the lexical matcher decides.
 """
@@ -34,7 +36,7 @@ from rapidfuzz import fuzz
 from common.metadata import Faq
 from common.prompt_data import parse_faq_block, parse_session_language
 
-from .embeddings import Embedder
+from .embeddings import Embedder, Similarities
 
 __all__ = [
     "Brain",
@@ -54,7 +56,7 @@ FALLBACK_LANGUAGE = "en"
 TOPICS_NAMED = 2
 _NON_WORD = re.compile(r"[^\w']+|_")
 
-How = Literal["semantic", "lexical", "near_edit", "declined", "no_faqs"]
+How = Literal["semantic", "question", "lexical", "near_edit", "declined", "no_faqs"]
 
 
 class _Replies(BaseModel):
@@ -78,6 +80,10 @@ class Rule:
     # 0-100: a question this close to a FAQ's wording, but below `lexical_threshold`, is that
     # FAQ's question with a word changed or added ("... for students?"): a near-miss, declined.
     near_edit: float = 101.0
+    # The second view: cosine to the FAQ's question alone, and the lead over the runner-up both
+    # views need (defaults: off).
+    min_question_similarity: float = 2.0
+    min_question_margin: float = 0.0  # > 0: both views must pick the same FAQ
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,14 +159,23 @@ def adds_words(user: str, question: str) -> bool:
     return bool(set(strip_fillers(user).split()) - set(strip_fillers(question).split()))
 
 
+def _lead(values: npt.NDArray[np.float32], index: int) -> float:
+    """How far `values[index]` is above the best of the others (1 with a single value)."""
+    if len(values) < 2:
+        return 1.0
+    return float(values[index] - np.delete(values, index).max())
+
+
 def decide(
     similarities: npt.NDArray[np.float32] | None,
     lexical: list[float],
     rule: Rule,
     edited: list[bool] | None = None,
+    questions: npt.NDArray[np.float32] | None = None,
 ) -> Decision:
-    """The answer rule on precomputed scores: one cosine and one fuzzy score per FAQ; `edited`
-    says per FAQ whether the question adds a word to its wording (default: yes)."""
+    """The answer rule on precomputed scores: one cosine (to question + answer) and one fuzzy
+    score per FAQ; `edited` says per FAQ whether the question adds a word to its wording
+    (default: yes); `questions`, one cosine per FAQ to its question alone (default: unused)."""
     lex_index = int(np.argmax(lexical)) if lexical else None
     lex_best = lexical[lex_index] if lex_index is not None else 0.0
     if similarities is None or len(similarities) == 0:
@@ -176,6 +191,14 @@ def decide(
         return Decision(None, "near_edit", sim, margin, lex_best)
     if sim >= rule.min_similarity and margin >= rule.min_margin:
         return Decision(top, "semantic", sim, margin, lex_best)
+    # A lead in the question view means that view picks the same FAQ too.
+    if (
+        questions is not None
+        and len(questions) == len(similarities)
+        and float(questions[top]) >= rule.min_question_similarity
+        and min(margin, _lead(questions, top)) >= rule.min_question_margin
+    ):
+        return Decision(top, "question", sim, margin, lex_best)
     if lex_index == top and lex_best >= rule.lexical_threshold:
         return Decision(top, "lexical", sim, margin, lex_best)
     return Decision(None, "declined", sim, margin, lex_best)
@@ -200,11 +223,17 @@ class Brain:
         if not faqs:
             return Reply(replies.no_faqs, None, Decision(None, "no_faqs", 0, 0, 0), language)
         lexical = [fuzzy_score(user_text, f.question) for f in faqs]
-        sims = None
+        sims: Similarities | None = None
         if self.embedder is not None and normalize(user_text):
             sims = self.embedder.similarities(faqs, user_text)
         edited = [adds_words(user_text, f.question) for f in faqs]
-        decision = decide(sims, lexical, self.rule, edited)
+        decision = decide(
+            sims.passage if sims is not None else None,
+            lexical,
+            self.rule,
+            edited,
+            sims.question if sims is not None else None,
+        )
         logger.debug("%s for %r", decision, user_text)
         if decision.index is not None:
             faq = faqs[decision.index]

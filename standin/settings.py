@@ -22,8 +22,12 @@ class Settings(BaseSettings):
     enable_faults: bool = False
     # The demo brain's answer rule (standin/brain.py; tuned on bench/understanding's tune half):
     # answer the closest FAQ when its cosine and its lead over the runner-up reach these...
-    brain_min_similarity: float = Field(default=0.86, ge=0, le=1)
-    brain_min_margin: float = Field(default=0.025, ge=0, le=1)
+    brain_min_similarity: float = Field(default=0.84, ge=0, le=1)
+    brain_min_margin: float = Field(default=0.02, ge=0, le=1)
+    # ...or when its cosine to the FAQ's question alone reaches this, both views pick that FAQ
+    # and it leads the runner-up by this margin in both...
+    brain_min_question_similarity: float = Field(default=0.895, ge=0, le=2)
+    brain_min_question_margin: float = Field(default=0.008, ge=0, le=1)
     # ...or when the user's words are (nearly) the FAQ's own question: fuzzy ratio 0-100.
     match_threshold: float = Field(default=95.0, ge=0, le=100)
     # A question this close to a FAQ's wording (fuzzy 0-100) but below the threshold above is

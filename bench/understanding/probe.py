@@ -1,11 +1,13 @@
 """Retrieval probe: how each embedding candidate ranks the FAQs, and which decline rule the tune
 half supports. Offline, no server: `python -m bench.understanding.probe [--split tune]`.
 
-For every item it records the cosine to each FAQ (question + answer) and the fuzzy score of the
-stand-in's lexical matcher; then it grid-searches the brain's own rule (`standin.brain.decide`:
-cosine >= s and margin >= m, or lexical agreement; near-edits of a FAQ question declined) and
-prints, for each number of near-misses answered, the cut-offs with the most covered answers, no
-wrong-FAQ answer and no plainly uncovered question answered.
+For every item it records the cosine to each FAQ (question + answer, and question alone) and the
+fuzzy score of the stand-in's lexical matcher; then it grid-searches the brain's own rule
+(`standin.brain.decide`: cosine >= s and margin >= m, or the question view as given by
+--question-similarity/--question-margin, or lexical agreement; near-edits of a FAQ question
+declined) and prints, for each number of near-misses answered, the cut-offs with the most covered
+answers, no wrong-FAQ answer and no plainly uncovered question answered. `--signals` adds how
+often each retrieval signal ranks the right FAQ first.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class Row:
     kind: str
     expect: int | None  # index of the expected FAQ
     similarities: list[float]
+    questions: list[float]  # cosine to the FAQ's question alone (query to query)
     lexical: list[float]
     edited: list[bool]
 
@@ -74,17 +77,20 @@ def probe(embed: Embed, sets: Sequence[FaqSet], split: Split | None) -> list[Row
     for faq_set in sets:
         faqs = faq_set.common_faqs
         passages = embed([faq_passage(f) for f in faqs], False)
+        questions = embed([f.question for f in faqs], True)
         ids = [f.id for f in faq_set.faqs]
         for item in faq_set.items:
             if split is not None and item.split is not split:
                 continue
-            sims = passages @ embed([item.text], True)[0]
+            query = embed([item.text], True)[0]
+            sims = passages @ query
             rows.append(
                 Row(
                     item.id,
                     item.kind.value,
                     ids.index(item.expect) if item.expect is not None else None,
                     [float(x) for x in sims],
+                    [float(x) for x in questions @ query],
                     [fuzzy_score(item.text, f.question) for f in faqs],
                     [adds_words(item.text, f.question) for f in faqs],
                 )
@@ -97,7 +103,11 @@ def outcomes(rows: Sequence[Row], rule: Rule) -> Counter[str]:
     counts: Counter[str] = Counter()
     for row in rows:
         index = decide(
-            np.asarray(row.similarities, np.float32), row.lexical, rule, row.edited
+            np.asarray(row.similarities, np.float32),
+            row.lexical,
+            rule,
+            row.edited,
+            np.asarray(row.questions, np.float32),
         ).index
         if row.expect is not None:
             counts[
@@ -108,6 +118,32 @@ def outcomes(rows: Sequence[Row], rule: Rule) -> Counter[str]:
     return counts
 
 
+def signals(embed: Embed, sets: Sequence[FaqSet], split: Split | None) -> dict[str, int]:
+    """Covered questions whose right FAQ ranks first, per retrieval signal: the user's question
+    ("query: ") against the FAQ's question + answer ("passage: ", what the brain uses), its
+    question alone ("query: " on both sides, e5's advice for question-to-question), its answer
+    alone, and the mean and max of the first two."""
+    counts: Counter[str] = Counter()
+    for faq_set in sets:
+        faqs = faq_set.common_faqs
+        views = {
+            "qa": embed([faq_passage(f) for f in faqs], False),
+            "question": embed([f.question for f in faqs], True),
+            "answer": embed([f.answer for f in faqs], False),
+        }
+        ids = [f.id for f in faq_set.faqs]
+        for item in faq_set.items:
+            if item.expect is None or (split is not None and item.split is not split):
+                continue
+            query = embed([item.text], True)[0]
+            sims = {name: vectors @ query for name, vectors in views.items()}
+            sims["mean(qa,question)"] = (sims["qa"] + sims["question"]) / 2
+            sims["max(qa,question)"] = np.maximum(sims["qa"], sims["question"])
+            for name, values in sims.items():
+                counts[name] += int(np.argmax(values)) == ids.index(item.expect)
+    return dict(counts)
+
+
 def top1(rows: Sequence[Row]) -> int:
     return sum(
         1 for r in rows if r.expect is not None and int(np.argmax(r.similarities)) == r.expect
@@ -115,14 +151,17 @@ def top1(rows: Sequence[Row]) -> int:
 
 
 def frontier(
-    rows: Sequence[Row], lexical_threshold: float, near_edit: float
+    rows: Sequence[Row],
+    lexical_threshold: float,
+    near_edit: float,
+    question: tuple[float, float] = (2.0, 0.0),
 ) -> list[dict[str, float]]:
     """For each number of near-misses answered, the rule answering the most covered questions
     with no wrong-FAQ answer and no plainly uncovered question answered."""
     best: dict[int, dict[str, float]] = {}
     for s in np.arange(0.30, 0.95, 0.005):
         for m in np.arange(0.0, 0.10, 0.005):
-            rule = Rule(float(s), float(m), lexical_threshold, near_edit)
+            rule = Rule(float(s), float(m), lexical_threshold, near_edit, *question)
             c = outcomes(rows, rule)
             if c["wrong_faq"] or c["uncovered_answered"]:
                 continue
@@ -139,17 +178,27 @@ def main() -> None:
     parser.add_argument("--model", choices=sorted(MODELS), action="append")
     parser.add_argument("--lexical-threshold", type=float, default=95.0)
     parser.add_argument("--near-edit", type=float, default=80.0, help="101: off")
+    parser.add_argument("--question-similarity", type=float, default=0.895, help="2: off")
+    parser.add_argument("--question-margin", type=float, default=0.008)
     parser.add_argument("--rows", action="store_true", help="include every item's scores")
+    parser.add_argument("--signals", action="store_true", help="top-1 per retrieval signal")
     args = parser.parse_args()
     split = Split(args.split)
     sets = load_sets()
     summary = {}
     for name in args.model or sorted(MODELS):
-        rows = probe(MODELS[name](), sets, split)
+        embed = MODELS[name]()
+        rows = probe(embed, sets, split)
         summary[name] = {
             "covered": sum(1 for r in rows if r.expect is not None),
             "top1_right": top1(rows),
-            "frontier": frontier(rows, args.lexical_threshold, args.near_edit),
+            "top1_right_by_signal": signals(embed, sets, split) if args.signals else None,
+            "frontier": frontier(
+                rows,
+                args.lexical_threshold,
+                args.near_edit,
+                (args.question_similarity, args.question_margin),
+            ),
             "rows": [asdict(r) for r in rows] if args.rows else None,
         }
     print(json.dumps(summary, indent=1))

@@ -1,23 +1,29 @@
-"""The stand-in's demo brain: retrieval over FAQ question + answer, precision-first declines."""
+"""The stand-in's demo brain: retrieval over FAQ question + answer (and question alone),
+precision-first declines."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from agent.prompts import render_instructions
 from bench.understanding.dataset import load_sets
 from common.languages import get_language
 from common.metadata import Faq
+from standin.app import build_brain
 from standin.brain import Brain, Rule, decide
-from standin.e5_engine import engine_path
-from standin.embeddings import Embedder
+from standin.embeddings import Similarities
+from standin.settings import Settings
 
 pytestmark = pytest.mark.unit
 
 RULE = Rule(min_similarity=0.86, min_margin=0.025, lexical_threshold=95.0, near_edit=80.0)
+# The same with the question view on: cosine to the FAQ's question >= 0.9, both views lead by 0.01.
+RULE_Q = Rule(0.86, 0.025, 95.0, 80.0, min_question_similarity=0.9, min_question_margin=0.01)
 # The understanding eval's own sets: one shared sample of FAQs, in English and in Spanish.
 SETS = {s.id: s for s in load_sets()}
 GYM = SETS["gym"].common_faqs
@@ -27,7 +33,10 @@ LIBRARY = SETS["library"].common_faqs
 
 @pytest.fixture(scope="module")
 def brain() -> Brain:
-    return Brain(Embedder(engine_path()), RULE)
+    """The brain as the stand-in builds it, with its default (tuned) rule."""
+    built = build_brain(Settings())
+    assert built.embedder is not None, "embedding engine not built: run `make bootstrap`"
+    return built
 
 
 def prompt(faqs: list[Faq], language: str = "en") -> str:
@@ -109,7 +118,7 @@ async def test_standin_brain_answer_async_runs_off_the_event_loop(brain: Brain) 
     assert brain.embedder is not None
     original = brain.embedder.similarities
 
-    def spy(faqs: list[Faq], text: str) -> np.ndarray:  # type: ignore[type-arg]
+    def spy(faqs: Sequence[Faq], text: str) -> Similarities:
         seen.append(threading.get_ident())
         return original(faqs, text)
 
@@ -122,7 +131,7 @@ async def test_standin_brain_answer_async_runs_off_the_event_loop(brain: Brain) 
     assert seen[0] != threading.get_ident()
 
 
-def _sims(*values: float) -> np.ndarray:  # type: ignore[type-arg]
+def _sims(*values: float) -> npt.NDArray[np.float32]:
     return np.asarray(values, np.float32)
 
 
@@ -130,6 +139,27 @@ def test_standin_brain_rule_needs_both_similarity_and_margin() -> None:
     assert decide(_sims(0.90, 0.80), [0, 0], RULE).index == 0
     assert decide(_sims(0.90, 0.89), [0, 0], RULE).index is None  # close runner-up
     assert decide(_sims(0.85, 0.70), [0, 0], RULE).index is None  # not close enough
+
+
+def test_standin_brain_rule_question_view_answers_when_both_views_agree() -> None:
+    # passage view too weak for the first rule (0.85 < 0.86), question view close: answered
+    assert decide(_sims(0.85, 0.80), [0, 0], RULE_Q, None, _sims(0.92, 0.85)).how == "question"
+    assert decide(_sims(0.85, 0.80), [0, 0], RULE_Q, None, _sims(0.85, 0.92)).index is None
+    assert decide(_sims(0.85, 0.80), [0, 0], RULE_Q, None, _sims(0.89, 0.80)).index is None
+    # a near tie in either view declines
+    assert decide(_sims(0.85, 0.845), [0, 0], RULE_Q, None, _sims(0.92, 0.85)).index is None
+    assert decide(_sims(0.85, 0.80), [0, 0], RULE_Q, None, _sims(0.92, 0.915)).index is None
+    # off by default, and a near edit is still declined first
+    assert decide(_sims(0.85, 0.80), [0, 0], RULE, None, _sims(0.92, 0.85)).index is None
+    assert decide(_sims(0.85, 0.80), [85, 0], RULE_Q, None, _sims(0.92, 0.85)).how == "near_edit"
+
+
+def test_standin_brain_embeds_faq_question_alone_as_query(brain: Brain) -> None:
+    assert brain.embedder is not None
+    sims = brain.embedder.similarities(GYM, GYM[2].question)
+    assert int(np.argmax(sims.question)) == 2
+    assert sims.question[2] > 0.99  # "query: " on both sides: the same text, the same vector
+    assert sims.passage.shape == sims.question.shape == (len(GYM),)
 
 
 def test_standin_brain_rule_lexical_needs_agreement_and_near_exact_wording() -> None:
