@@ -1,6 +1,6 @@
 # The two README commands: `make dev` runs the whole stack, `make test` runs every test (CI).
 # The inner loop: `make unit` (lint + unit tests, no servers); `make e2e`, `make browser`: one tier.
-.PHONY: dev dev-cluster test unit e2e browser lint fmt bootstrap bench bench-join bench-state-rpc bench-voice bench-eot bench-capacity bench-tokens bench-failover bench-report
+.PHONY: dev dev-cluster test unit e2e browser lint fmt bootstrap bench bench-join bench-state-rpc bench-voice bench-eot bench-capacity bench-tokens bench-failover bench-report eval-understanding
 
 dev:
 	bash scripts/bootstrap.sh
@@ -59,6 +59,11 @@ bench-tokens: bootstrap
 
 bench-failover: bootstrap
 	.venv/bin/python -m bench.failover
+
+# Paraphrases, near-misses and uncovered questions (bench/understanding): the stand-in, and a real
+# endpoint too when OPENAI_API_KEY is set.
+eval-understanding: bootstrap
+	.venv/bin/python -m bench.understanding
 
 bench-report: bootstrap
 	.venv/bin/python -m bench.report

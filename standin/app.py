@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from .brain import Brain, Rule
+from .e5_engine import EngineMissingError, engine_path
+from .embeddings import Embedder
 from .errors import install_error_handlers
 from .faults import FaultInjector
 from .realtime import RealtimeSessions
@@ -18,9 +22,26 @@ from .stt import Recognizer
 from .timing import TimingMiddleware
 from .tts import Synthesizer
 
-__all__ = ["create_app"]
+__all__ = ["build_brain", "create_app"]
 
 logger = logging.getLogger(__name__)
+
+
+def build_brain(settings: Settings) -> Brain:
+    rule = Rule(
+        settings.brain_min_similarity,
+        settings.brain_min_margin,
+        settings.match_threshold,
+        settings.brain_near_edit,
+        settings.brain_min_question_similarity,
+        settings.brain_min_question_margin,
+    )
+    try:
+        embedder: Embedder | None = Embedder(engine_path(), settings.brain_threads)
+    except EngineMissingError as exc:
+        logger.warning("demo brain without embeddings (exact FAQ wording only): %s", exc)
+        embedder = None
+    return Brain(embedder, rule)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -32,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await recognizer.load()
         app.state.recognizer = recognizer
         app.state.synthesizer = Synthesizer(settings.tts_concurrency, settings.tts_cache_entries)
+        app.state.brain = await asyncio.to_thread(build_brain, settings)  # maps a 70 MB model
         logger.info("stand-in ready (faults %s)", "on" if settings.enable_faults else "off")
         yield
 

@@ -6,12 +6,13 @@ from typing import Annotated, cast
 
 from fastapi import Depends, Request
 
+from .brain import Brain
 from .faults import FaultInjector
 from .settings import Settings
 from .stt import Recognizer
 from .tts import Synthesizer
 
-__all__ = ["FaultsDep", "RecognizerDep", "SettingsDep", "SynthesizerDep"]
+__all__ = ["BrainDep", "FaultsDep", "RecognizerDep", "SettingsDep", "SynthesizerDep"]
 
 
 def _settings(request: Request) -> Settings:
@@ -22,6 +23,10 @@ def _faults(request: Request) -> FaultInjector:
     return cast(FaultInjector, request.app.state.faults)
 
 
+def _brain(request: Request) -> Brain:
+    return cast(Brain, request.app.state.brain)
+
+
 def _recognizer(request: Request) -> Recognizer:
     return cast(Recognizer, request.app.state.recognizer)
 
@@ -30,6 +35,7 @@ def _synthesizer(request: Request) -> Synthesizer:
     return cast(Synthesizer, request.app.state.synthesizer)
 
 
+BrainDep = Annotated[Brain, Depends(_brain)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 FaultsDep = Annotated[FaultInjector, Depends(_faults)]
 RecognizerDep = Annotated[Recognizer, Depends(_recognizer)]

@@ -20,8 +20,23 @@ class Settings(BaseSettings):
     port: int = Field(default=8787, ge=1, le=65535)
     # Enables /admin/faults (fault injection for the team's fault tests); 404 when off.
     enable_faults: bool = False
-    # Minimum fuzzy score (0-100) for the demo brain to answer with an FAQ's answer.
-    match_threshold: float = Field(default=70.0, ge=0, le=100)
+    # The demo brain's answer rule (standin/brain.py; docs/standin.md): answer the closest FAQ
+    # when its cosine and its lead over the runner-up reach these (precision first: no uncovered
+    # question of the eval answered; 0.84 / 0.02 answers more paraphrases and some of those)...
+    brain_min_similarity: float = Field(default=0.86, ge=0, le=1)
+    brain_min_margin: float = Field(default=0.025, ge=0, le=1)
+    # ...or, when set below 2 (off by default, as above: 0.895 / 0.008 is the recall variant),
+    # when its cosine to the FAQ's question alone reaches this, both views pick that FAQ and it
+    # leads the runner-up by this margin in both...
+    brain_min_question_similarity: float = Field(default=2.0, ge=0, le=2)
+    brain_min_question_margin: float = Field(default=0.008, ge=0, le=1)
+    # ...or when the user's words are (nearly) the FAQ's own question: fuzzy ratio 0-100.
+    match_threshold: float = Field(default=95.0, ge=0, le=100)
+    # A question this close to a FAQ's wording (fuzzy 0-100) but below the threshold above is
+    # that question with a word changed ("... for students?"): declined. 101 turns it off.
+    brain_near_edit: float = Field(default=80.0, ge=0, le=101)
+    # Threads of the embedding engine (per question; the recogniser needs the other core).
+    brain_threads: int = Field(default=1, ge=1, le=16)
     # Concurrent recognitions (one pocketsphinx decoder each) and syntheses (espeak processes).
     stt_concurrency: int = Field(default=2, ge=1, le=16)
     tts_concurrency: int = Field(default=4, ge=1, le=32)

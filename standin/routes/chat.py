@@ -12,8 +12,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from .. import brain
-from ..deps import FaultsDep, SettingsDep
+from ..deps import BrainDep, FaultsDep
 from ..schemas import ChatRequest
 
 __all__ = ["router"]
@@ -65,15 +64,19 @@ async def _stream(
 
 @router.post("/v1/chat/completions", response_model=None)
 async def chat_completions(
-    body: ChatRequest, settings: SettingsDep, faults: FaultsDep
+    body: ChatRequest, brain: BrainDep, faults: FaultsDep
 ) -> JSONResponse | StreamingResponse:
     await faults.apply("chat")
     system = "\n".join(m.text() for m in body.messages if m.role in _SYSTEM_ROLES)
     users = [m for m in body.messages if m.role == "user"]
     user_text = users[-1].text() if users else ""
-    reply = brain.answer(system, user_text, settings.match_threshold)
+    reply = await brain.answer_async(system, user_text)
+    decision = reply.decision
     headers = {
-        "x-standin-match-score": f"{reply.score:.1f}",
+        "x-standin-match-score": f"{decision.lexical:.1f}",
+        "x-standin-similarity": f"{decision.similarity:.3f}",
+        "x-standin-margin": f"{decision.margin:.3f}",
+        "x-standin-decision": decision.how,
         "x-standin-language": reply.language,
     }
     base = {

