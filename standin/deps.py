@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 
 from .faults import FaultInjector
 from .settings import Settings
-from .stt import Recognizer
+from .stt import Transcriber
 from .tts import Synthesizer
 
 __all__ = ["FaultsDep", "RecognizerDep", "SettingsDep", "SynthesizerDep"]
@@ -22,8 +22,8 @@ def _faults(request: Request) -> FaultInjector:
     return cast(FaultInjector, request.app.state.faults)
 
 
-def _recognizer(request: Request) -> Recognizer:
-    return cast(Recognizer, request.app.state.recognizer)
+def _recognizer(request: Request) -> Transcriber:
+    return cast(Transcriber, request.app.state.recognizer)
 
 
 def _synthesizer(request: Request) -> Synthesizer:
@@ -32,5 +32,5 @@ def _synthesizer(request: Request) -> Synthesizer:
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
 FaultsDep = Annotated[FaultInjector, Depends(_faults)]
-RecognizerDep = Annotated[Recognizer, Depends(_recognizer)]
+RecognizerDep = Annotated[Transcriber, Depends(_recognizer)]
 SynthesizerDep = Annotated[Synthesizer, Depends(_synthesizer)]

@@ -22,10 +22,13 @@ class Settings(BaseSettings):
     enable_faults: bool = False
     # Minimum fuzzy score (0-100) for the demo brain to answer with an FAQ's answer.
     match_threshold: float = Field(default=70.0, ge=0, le=100)
-    # Concurrent recognitions (one pocketsphinx decoder each) and syntheses (espeak processes).
+    # Speech recognition engine: Whisper tiny.en (open vocabulary, the FAQ prompt only a light
+    # bias) or pocketsphinx (the prompt becomes its language model: hears FAQ words only).
+    recogniser: Literal["whisper", "pocketsphinx"] = "whisper"
+    # Concurrent recognitions (Whisper decodes, or pocketsphinx decoders) and syntheses (espeak).
     stt_concurrency: int = Field(default=2, ge=1, le=16)
     tts_concurrency: int = Field(default=4, ge=1, le=32)
-    # pocketsphinx hears only English; for another `language` return "" or the English attempt.
+    # The recognisers hear only English; for another `language` return "" or the English attempt.
     stt_non_english: Literal["empty", "english"] = "empty"
     # Largest accepted upload for /v1/audio/transcriptions (OpenAI's limit is 25 MB).
     max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
