@@ -1,6 +1,6 @@
 # The two README commands: `make dev` runs the whole stack, `make test` runs every test (CI).
 # The inner loop: `make unit` (lint + unit tests, no servers); `make e2e`, `make browser`: one tier.
-.PHONY: dev dev-cluster test unit e2e browser lint fmt bootstrap bench bench-join bench-state-rpc bench-voice bench-eot bench-capacity bench-tokens bench-report
+.PHONY: dev dev-cluster test unit e2e browser lint fmt bootstrap bench bench-join bench-state-rpc bench-voice bench-eot bench-capacity bench-tokens bench-recogniser bench-report
 
 dev:
 	bash scripts/bootstrap.sh
@@ -55,7 +55,10 @@ bench-capacity: bootstrap
 bench-tokens: bootstrap
 	.venv/bin/python -m bench.token_throughput
 
+bench-recogniser: bootstrap
+	.venv/bin/python -m bench.recogniser
+
 bench-report: bootstrap
 	.venv/bin/python -m bench.report
 
-bench: bench-join bench-state-rpc bench-voice bench-eot bench-capacity bench-tokens bench-report
+bench: bench-join bench-state-rpc bench-voice bench-eot bench-capacity bench-tokens bench-recogniser bench-report
