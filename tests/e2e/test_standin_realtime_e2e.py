@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import subprocess
 from collections.abc import AsyncIterator
 from typing import Any
@@ -28,8 +29,10 @@ HINT = "What are your opening hours?\nHow do I reset my password?"
 
 
 def speech_pcm(text: str) -> bytes:
+    """espeak-ng at the simulated user's 160 words a minute, 24 kHz, half a second of silence
+    around it."""
     wav = subprocess.run(
-        ["espeak-ng", "-v", "en-us", "--stdout", text], capture_output=True, check=True
+        ["espeak-ng", "-v", "en-us", "-s", "160", "--stdout", text], capture_output=True, check=True
     ).stdout
     pcm = subprocess.run(
         ["sox", "-t", "wav", "-", "-t", "raw", "-r", str(RATE), "-e", "signed", "-b", "16",
@@ -104,7 +107,9 @@ async def test_realtime_standin_bad_events_get_errors_and_the_socket_still_trans
     await client.speak(speech_pcm(QUESTION), paced=True)
     await client.send({"type": "input_audio_buffer.commit"})
     completed = await client.next("conversation.item.input_audio_transcription.completed")
-    assert completed["transcript"] == "what are your opening hours"
+    # Whisper writes case and punctuation (pocketsphinx does not): compare the words.
+    heard = re.findall(r"[a-z']+", completed["transcript"].lower())
+    assert heard == ["what", "are", "your", "opening", "hours"]
 
 
 async def test_realtime_standin_client_leaving_mid_utterance_leaves_no_session(
