@@ -4,12 +4,16 @@ never said, and real-time factor on this machine.
 Engines: pocketsphinx (the FAQ questions as its language model, and without) and Whisper
 tiny.en with each way of giving it the FAQ questions (none, `initial_prompt`, `hotwords`, and
 `hotwords` with just the questions' words), plus the realtime path (partials, then the final).
+Whisper's final is measured with the encoder window fitted to the utterance (the stand-in's
+rule, and other floors with `--floors`) and with faster-whisper's full 30 s window (before).
 The real-time factor is decode time over audio time, one utterance at a time on `--threads`.
-Utterances: the sample FAQs' exact questions, paraphrases of them, and questions no FAQ covers,
+Utterances: the sample FAQs' exact questions, paraphrases of them, questions no FAQ covers,
+and two long requests (~11 s, over the window's floor, and ~36 s, over one Whisper window),
 rendered by espeak-ng with voices other than the project's (`en-us`). The prompt is the FAQ
 questions, one a line, as the agent sends them.
 
     make bench-recogniser      # -> bench/results/recogniser.json
+    python -m bench.recogniser --only "whisper, " --floors 8,15   # the final's window only
 """
 
 from __future__ import annotations
@@ -24,7 +28,13 @@ from typing import Any
 
 from devstack.sample_faqs import HOURS, LOCATION, PASSWORD, PAYMENT, SHIPPING
 from standin.stt import HintedDecoder
-from standin.whisper import Bias, WhisperEngine, WhisperStream
+from standin.whisper import (
+    FINAL_MIN_WINDOW_S,
+    FINAL_WINDOW_STEP_S,
+    Bias,
+    WhisperEngine,
+    WhisperStream,
+)
 
 from .harness import start_run
 
@@ -54,7 +64,26 @@ UTTERANCES: tuple[tuple[str, str], ...] = (
     ("other", "Can I bring my dog inside?"),
     ("other", "What is the weather like tomorrow?"),
     ("other", "Do you have any jobs for students?"),
+    # Longer than the final's window floor (about 13 s), and longer than one Whisper window
+    # (about 38 s: faster-whisper's own decode walks two windows).
+    (
+        "long",
+        "Hello, I ordered a pair of running shoes from your website last week and they"
+        " still have not arrived, could you tell me where my parcel is and when it will get here?"
+        " I paid with my credit card.",
+    ),
+    (
+        "long",
+        "Good afternoon, I am calling about the coffee machine I bought in your store"
+        " about two months ago. It worked well at first, but since last Friday it makes a loud"
+        " noise and the water comes out cold. I still have the receipt and the box. Can I bring"
+        " it back for a repair or a new one, and do I need to book an appointment first, or can"
+        " I just come in on a weekday morning before work? My sister has the same model and hers"
+        " works fine, so I think mine is broken. I have tried to clean it with vinegar twice, and"
+        " I read the manual, but nothing helped. Please let me know what I should do next.",
+    ),
 )
+GROUPS = ("exact", "paraphrase", "other", "long")
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 # The prompt's words that say which FAQ a question is about; hearing one that was not said is
 # what sends the demo brain to a wrong answer.
@@ -106,12 +135,24 @@ def options(parser: argparse.ArgumentParser) -> None:
         "--voices", default="en-us+f3,en-gb-x-rp", help="espeak-ng voices, comma-separated"
     )
     parser.add_argument("--threads", type=int, default=2, help="CTranslate2 threads (cores)")
+    parser.add_argument(
+        "--floors",
+        default="5",
+        help="other floors (s) of the final's fitted window to measure, comma-separated",
+    )
+    parser.add_argument(
+        "--only", default="", help="measure only the engines whose name contains this"
+    )
 
 
 def parameters(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "voices": args.voices.split(","),
         "threads": args.threads,
+        "final_window_floor_s": FINAL_MIN_WINDOW_S,
+        "final_window_step_s": FINAL_WINDOW_STEP_S,
+        "other_floors_s": [float(f) for f in args.floors.split(",") if f],
+        "only": args.only,
         "speed_wpm": SPEED_WPM,
         "utterances": [{"group": g, "text": t} for g, t in UTTERANCES],
         "prompt": PROMPT,
@@ -126,27 +167,42 @@ def main(argv: list[str] | None = None) -> None:
     engine = WhisperEngine(concurrency=1, threads=run.args.threads)
     sphinx = HintedDecoder()
 
-    def whisper(bias: Bias) -> Callable[[bytes, str | None], str]:
+    def whisper(
+        bias: Bias, floor: float | None = FINAL_MIN_WINDOW_S
+    ) -> Callable[[bytes, str | None], str]:
         def recognise(pcm: bytes, prompt: str | None) -> str:
-            engine.bias = bias
+            engine.bias, engine.final_window_floor_s = bias, floor
             return engine.transcribe(pcm, prompt) or ""
 
         return recognise
 
-    def whisper_streamed(pcm: bytes, prompt: str | None) -> str:
-        engine.bias = "none"
-        return streamed(engine, pcm, prompt)
+    def whisper_streamed(floor: float | None) -> Callable[[bytes, str | None], str]:
+        def recognise(pcm: bytes, prompt: str | None) -> str:
+            engine.bias, engine.final_window_floor_s = "none", floor
+            return streamed(engine, pcm, prompt)
+
+        return recognise
+
+    floors = [float(f) for f in run.args.floors.split(",") if f]
 
     # name -> (recognise, the prompt it gets)
     configs: dict[str, tuple[Callable[[bytes, str | None], str], str | None]] = {
         "pocketsphinx+prompt-lm": (sphinx.recognize, PROMPT),
         "pocketsphinx": (sphinx.recognize, None),
-        "whisper": (whisper("none"), None),
+        "whisper, full 30 s window (before)": (whisper("none", None), None),
+        f"whisper, fitted window (floor {FINAL_MIN_WINDOW_S} s)": (whisper("none"), None),
+        **{
+            f"whisper, fitted window (floor {f:g} s)": (whisper("none", f), None)
+            for f in floors
+            if f != FINAL_MIN_WINDOW_S
+        },
         "whisper+initial_prompt": (whisper("prompt"), PROMPT),
         "whisper+hotwords": (whisper("hotwords"), PROMPT),
         "whisper+hotwords (FAQ word list)": (whisper("hotwords"), FAQ_WORD_LIST),
-        "whisper streamed (partials + final)": (whisper_streamed, None),
+        "whisper streamed, full-window final (before)": (whisper_streamed(None), None),
+        "whisper streamed (partials + final)": (whisper_streamed(FINAL_MIN_WINDOW_S), None),
     }
+    configs = {name: c for name, c in configs.items() if run.args.only in name}
     rows: list[dict[str, Any]] = []
     for voice in voices:
         for group, text in UTTERANCES:
@@ -161,6 +217,7 @@ def main(argv: list[str] | None = None) -> None:
                     "engine": name, "voice": voice, "group": group, "text": text,
                     "heard": heard, "errors": edit_distance(ref, hyp), "ref_words": len(ref),
                     "faq_words_not_said": sorted(set(hyp) & FAQ_WORDS - set(ref)),
+                    "faq_words_missed": sorted(set(ref) & FAQ_WORDS - set(hyp)),
                     "audio_s": round(audio_s, 3), "decode_s": round(elapsed, 3),
                 })  # fmt: skip
                 logger.debug("%s %s %r -> %r", name, voice, text, heard)
@@ -169,22 +226,29 @@ def main(argv: list[str] | None = None) -> None:
     table: dict[str, dict[str, Any]] = {}
     for name in configs:
         mine = [r for r in rows if r["engine"] == name]
+        decode_s = sorted(r["decode_s"] for r in mine if r["group"] != "long")
         entry: dict[str, Any] = {
-            "rtf": round(sum(r["decode_s"] for r in mine) / sum(r["audio_s"] for r in mine), 3)
+            "rtf": round(sum(r["decode_s"] for r in mine) / sum(r["audio_s"] for r in mine), 3),
+            "decode_s_median_short": decode_s[len(decode_s) // 2],
+            "decode_s_long": [r["decode_s"] for r in mine if r["group"] == "long"],
         }
-        for group in ("exact", "paraphrase", "other"):
+        for group in GROUPS:
             part = [r for r in mine if r["group"] == group]
             entry[f"wer_{group}"] = round(
                 sum(r["errors"] for r in part) / sum(r["ref_words"] for r in part), 3
             )
             entry[f"faq_words_not_said_{group}"] = sum(len(r["faq_words_not_said"]) for r in part)
+            entry[f"faq_words_missed_{group}"] = sum(len(r["faq_words_missed"]) for r in part)
         table[name] = entry
         run.result.row(
             name,
             f"WER exact {entry['wer_exact']:.0%} · paraphrase {entry['wer_paraphrase']:.0%}"
-            f" · other {entry['wer_other']:.0%} · RTF {entry['rtf']:.2f}x",
+            f" · other {entry['wer_other']:.0%} · long {entry['wer_long']:.0%}"
+            f" · RTF {entry['rtf']:.2f}x · median {entry['decode_s_median_short']:.2f} s",
             note=f"FAQ words not said: {entry['faq_words_not_said_paraphrase']} in paraphrases,"
-            f" {entry['faq_words_not_said_other']} in other questions",
+            f" {entry['faq_words_not_said_other']} in other questions; FAQ words said but"
+            f" missed: {sum(entry[f'faq_words_missed_{g}'] for g in GROUPS)}; median decode of"
+            " the short questions",
         )
     run.result.data = {"table": table, "rows": rows}
     run.result.write()

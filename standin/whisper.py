@@ -8,7 +8,10 @@ decodes at once (one worker each), a semaphore keeps callers to that.
 Whisper has no incremental search: a partial hypothesis is a re-decode of the utterance so far,
 done at most once per `partial_every_s` of new audio with a short encoder window (cheap, a bit
 less accurate), and skipped while the engine is busy (a final never waits behind another
-connection's partial). The final is a full decode of the utterance.
+connection's partial). The final, and the upload endpoint's decode, encode a window fitted to
+the utterance (`final_window_s`), not Whisper's fixed 30 s: the encoder is most of a decode's
+cost, and the final is on the critical path of every voice turn. Audio longer than one 30 s
+window goes through faster-whisper's own decode, which walks the windows.
 
 Whisper invents text on silence and noise ("Thank you.") and can loop on a phrase: quiet audio,
 very short audio, and segments Whisper itself doubts or repeats are dropped.
@@ -21,8 +24,9 @@ import logging
 import os
 import threading
 import time
+import zlib
 from collections.abc import Iterable
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 import numpy as np
 
@@ -67,8 +71,24 @@ MAX_NEW_TOKENS = 200
 MAX_PROMPT_CHARS = 800
 # A partial encodes the utterance padded to a multiple of this, not Whisper's fixed 30 s window:
 # the encoder is most of a decode's cost and scales with the window (30 s: ~0.35 s here, 10 s:
-# ~0.04 s). Its text is a little worse; only the final is a full decode.
+# ~0.04 s). Its text is a little worse than the final's.
 PARTIAL_WINDOW_S = 5
+# The final's window: the utterance rounded up to a step, never under a floor (a tight window
+# hears less well: a 5 s window gave more errors than 10 s on 2-3 s questions, and 10 s as
+# few as 30 s; `make bench-recogniser`, docs/standin.md). Whisper's own window is 30 s.
+FINAL_MIN_WINDOW_S = 10
+FINAL_WINDOW_STEP_S = 5
+WHISPER_WINDOW_S = 30
+
+
+def final_window_s(samples: int, floor_s: float | None = FINAL_MIN_WINDOW_S) -> int | None:
+    """Seconds of encoder window for a final of `samples`; None: faster-whisper's full decode
+    (audio longer than one Whisper window, or fitted windows turned off with `floor_s` None)."""
+    seconds = samples / SAMPLE_RATE
+    if floor_s is None or seconds > WHISPER_WINDOW_S:
+        return None
+    fitted = -(-seconds // FINAL_WINDOW_STEP_S) * FINAL_WINDOW_STEP_S
+    return int(min(max(fitted, floor_s), WHISPER_WINDOW_S))
 
 
 def model_path() -> str:
@@ -79,6 +99,15 @@ def model_path() -> str:
 def _dbfs(audio: np.ndarray) -> float:
     rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if audio.size else 0.0
     return float(20 * np.log10(max(rms, 1e-9)))
+
+
+class _Decoded(NamedTuple):
+    """One window's decode, with what the guards need (as faster-whisper computes them)."""
+
+    text: str
+    no_speech_prob: float
+    avg_logprob: float
+    compression_ratio: float
 
 
 class _Segment(Protocol):
@@ -92,6 +121,12 @@ class _Segment(Protocol):
     def compression_ratio(self) -> float: ...
 
 
+def _compression_ratio(text: str) -> float:
+    """Whisper's repetition measure: how well the text compresses (a loop compresses well)."""
+    data = text.encode()
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
 def _token_budget(samples: int) -> int:
     return min(int(TOKENS_PER_SECOND * min(samples / SAMPLE_RATE, 30)) + 8, MAX_NEW_TOKENS)
 
@@ -99,8 +134,16 @@ def _token_budget(samples: int) -> int:
 class WhisperEngine:
     """The shared model; `transcribe` is blocking and thread-safe."""
 
-    def __init__(self, concurrency: int = 1, bias: Bias = "none", threads: int | None = None):
+    def __init__(
+        self,
+        concurrency: int = 1,
+        bias: Bias = "none",
+        threads: int | None = None,
+        final_window_floor_s: float | None = FINAL_MIN_WINDOW_S,
+    ):
         self.bias: Bias = bias
+        # None: every final is faster-whisper's full 30 s decode (the bench's "before").
+        self.final_window_floor_s = final_window_floor_s
         self._slots = threading.BoundedSemaphore(concurrency)
         cores = os.cpu_count() or 1
         started = time.perf_counter()
@@ -137,6 +180,19 @@ class WhisperEngine:
 
     def _decode(self, audio: np.ndarray, prompt: str | None) -> str:
         hint = prompt.strip()[-MAX_PROMPT_CHARS:] if prompt and prompt.strip() else None
+        window = final_window_s(len(audio), self.final_window_floor_s)
+        if window is None:
+            return self._full_decode(audio, hint)
+        previous = self._tokenizer.encode(" " + hint) if hint and self.bias == "prompt" else []
+        prompt_tokens = self._model.get_prompt(
+            self._tokenizer,
+            previous,
+            without_timestamps=True,
+            hotwords=hint if self.bias == "hotwords" else None,
+        )
+        return self._keep_segments([self._window_decode(audio, window, prompt_tokens)])
+
+    def _full_decode(self, audio: np.ndarray, hint: str | None) -> str:
         segments, _ = self._model.transcribe(
             audio,
             language="en",
@@ -164,25 +220,33 @@ class WhisperEngine:
         return " ".join(t for t in kept if t)
 
     def _quick_decode(self, audio: np.ndarray) -> str:
-        window = PARTIAL_WINDOW_S * SAMPLE_RATE
-        padded = np.pad(audio, (0, -len(audio) % window))[: 30 * SAMPLE_RATE]
+        window = -(-len(audio) // (PARTIAL_WINDOW_S * SAMPLE_RATE)) * PARTIAL_WINDOW_S
+        prompt = [*self._tokenizer.sot_sequence, self._tokenizer.no_timestamps]
+        decoded = self._window_decode(audio, min(window, WHISPER_WINDOW_S), prompt)
+        return "" if decoded.no_speech_prob > NO_SPEECH_PROB else decoded.text
+
+    def _window_decode(self, audio: np.ndarray, window_s: int, prompt: list[int]) -> _Decoded:
+        """Greedy decode of `audio` (cut to the window) with the encoder on `window_s` seconds."""
+        padded = np.pad(audio, (0, max(0, window_s * SAMPLE_RATE - len(audio))))
+        padded = padded[: window_s * SAMPLE_RATE]
         frames = len(padded) // self._model.feature_extractor.hop_length
         features = self._model.feature_extractor(padded)[:, :frames]
         encoded = self._model.encode(features)
-        prompt = [*self._tokenizer.sot_sequence, self._tokenizer.no_timestamps]
         result = self._model.model.generate(
             encoded,
             [prompt],
             beam_size=1,
             max_length=len(prompt) + _token_budget(len(audio)),
+            return_scores=True,
             return_no_speech_prob=True,
             suppress_blank=True,
             suppress_tokens=[-1],
         )[0]
-        if result.no_speech_prob > NO_SPEECH_PROB:
-            return ""
         tokens = [t for t in result.sequences_ids[0] if t < self._tokenizer.eot]
-        return str(self._tokenizer.decode(tokens)).strip()
+        text = str(self._tokenizer.decode(tokens)).strip()
+        # As faster-whisper recovers them (length penalty 1): the score is the mean log-prob.
+        avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+        return _Decoded(text, result.no_speech_prob, avg_logprob, _compression_ratio(text))
 
 
 class WhisperStream:
