@@ -106,7 +106,7 @@ def edit_distance(ref: list[str], hyp: list[str]) -> int:
 
 
 def render(text: str, voice: str) -> bytes:
-    """espeak-ng speech as 16 kHz mono int16 PCM."""
+    """espeak-ng speech as 16 kHz mono int16 PCM, the same on every run (sox dither off)."""
     wav = subprocess.run(
         ["espeak-ng", "-v", voice, "-s", str(SPEED_WPM), "--stdout", "--stdin"],
         input=text.encode(),
@@ -114,7 +114,7 @@ def render(text: str, voice: str) -> bytes:
         check=True,
     ).stdout
     return subprocess.run(
-        ["sox", "-t", "wav", "-", "-t", "raw", "-r", str(RATE), "-c", "1", "-b", "16",
+        ["sox", "-D", "-t", "wav", "-", "-t", "raw", "-r", str(RATE), "-c", "1", "-b", "16",
          "-e", "signed", "-"],
         input=wav, capture_output=True, check=True,
     ).stdout  # fmt: skip
