@@ -1,6 +1,6 @@
 # The two README commands: `make dev` runs the whole stack, `make test` runs every test (CI).
 # The inner loop: `make unit` (lint + unit tests, no servers); `make e2e`, `make browser`: one tier.
-.PHONY: dev dev-cluster test unit e2e browser lint fmt bootstrap bench bench-join bench-state-rpc bench-voice bench-eot bench-capacity bench-tokens bench-failover bench-report eval-understanding
+.PHONY: dev dev-cluster test unit e2e browser lint fmt bootstrap bench bench-join bench-state-rpc bench-voice bench-eot bench-capacity bench-tokens bench-failover bench-report eval-understanding bench-recogniser
 
 dev:
 	bash scripts/bootstrap.sh
@@ -65,7 +65,10 @@ bench-failover: bootstrap
 eval-understanding: bootstrap
 	.venv/bin/python -m bench.understanding
 
+bench-recogniser: bootstrap
+	.venv/bin/python -m bench.recogniser
+
 bench-report: bootstrap
 	.venv/bin/python -m bench.report
 
-bench: bench-join bench-state-rpc bench-voice bench-eot bench-capacity bench-tokens bench-failover bench-report
+bench: bench-join bench-state-rpc bench-voice bench-eot bench-capacity bench-tokens bench-failover bench-recogniser bench-report

@@ -15,12 +15,13 @@ from .embeddings import Embedder
 from .errors import install_error_handlers
 from .faults import FaultInjector
 from .realtime import RealtimeSessions
-from .recognition import PocketsphinxFactory
+from .recognition import PocketsphinxFactory, RecogniserFactory
 from .routes import admin, chat, models, realtime, speech, transcriptions
 from .settings import Settings, get_settings
-from .stt import Recognizer
+from .stt import Recognizer, Transcriber
 from .timing import TimingMiddleware
 from .tts import Synthesizer
+from .whisper import WHISPER_BIAS, WhisperFactory, WhisperRecognizer
 
 __all__ = ["build_brain", "create_app"]
 
@@ -49,18 +50,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        recognizer = Recognizer(settings.stt_concurrency)
+        recognizer: Transcriber
+        if isinstance(factory, WhisperFactory):
+            recognizer = WhisperRecognizer(factory)
+        else:
+            recognizer = Recognizer(settings.stt_concurrency)
         await recognizer.load()
         app.state.recognizer = recognizer
         app.state.synthesizer = Synthesizer(settings.tts_concurrency, settings.tts_cache_entries)
         app.state.brain = await asyncio.to_thread(build_brain, settings)  # maps a 70 MB model
-        logger.info("stand-in ready (faults %s)", "on" if settings.enable_faults else "off")
+        logger.info(
+            "stand-in ready (recogniser %s, faults %s)",
+            settings.recogniser,
+            "on" if settings.enable_faults else "off",
+        )
         yield
 
     app = FastAPI(title="standin", summary="Offline OpenAI-compatible stand-in", lifespan=lifespan)
     app.state.settings = settings
     app.state.faults = FaultInjector()
-    app.state.recogniser_factory = PocketsphinxFactory(settings.stt_concurrency)
+    factory: RecogniserFactory
+    if settings.recogniser == "whisper":
+        factory = WhisperFactory(settings.stt_concurrency, WHISPER_BIAS)
+    else:
+        factory = PocketsphinxFactory(settings.stt_concurrency)
+    app.state.recogniser_factory = factory
     app.state.realtime_sessions = RealtimeSessions()
     install_error_handlers(app)
     for module in (chat, transcriptions, realtime, speech, models, admin):

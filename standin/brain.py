@@ -68,6 +68,9 @@ class _Replies(BaseModel):
     quote: str
     # Words that carry no question ("hi", "please"): left out before comparing wordings.
     fillers: tuple[str, ...]
+    # Words that change no question's meaning ("are", "up", "the"): a recogniser's mishearing of
+    # one ("what's up your opening hours") is not a near-miss; a changed content word is.
+    function_words: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,13 +153,21 @@ def fuzzy_score(user: str, question: str) -> float:
     return float(fuzz.ratio(u, q))
 
 
-def adds_words(user: str, question: str) -> bool:
-    """Whether the user's words (fillers aside) include one the FAQ question does not have.
+@cache
+def _function_words() -> frozenset[str]:
+    return frozenset(normalize(w) for r in _replies().values() for w in r.function_words)
 
-    A near-miss adds or swaps a word ("yearly" for "monthly"); a recogniser that drops one
-    ("how do i reset password") does not.
+
+def adds_words(user: str, question: str) -> bool:
+    """Whether the user's words (fillers aside) include a content word the FAQ question does
+    not have.
+
+    A near-miss adds or swaps a content word ("yearly" for "monthly", "... for students?"); a
+    recogniser that drops a word ("how do i reset password") or mishears a function word ("what's
+    up your opening hours") does not.
     """
-    return bool(set(strip_fillers(user).split()) - set(strip_fillers(question).split()))
+    added = set(strip_fillers(user).split()) - set(strip_fillers(question).split())
+    return bool(added - _function_words())
 
 
 def _lead(values: npt.NDArray[np.float32], index: int) -> float:

@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from .brain import Brain
 from .faults import FaultInjector
 from .settings import Settings
-from .stt import Recognizer
+from .stt import Transcriber
 from .tts import Synthesizer
 
 __all__ = ["BrainDep", "FaultsDep", "RecognizerDep", "SettingsDep", "SynthesizerDep"]
@@ -27,8 +27,8 @@ def _brain(request: Request) -> Brain:
     return cast(Brain, request.app.state.brain)
 
 
-def _recognizer(request: Request) -> Recognizer:
-    return cast(Recognizer, request.app.state.recognizer)
+def _recognizer(request: Request) -> Transcriber:
+    return cast(Transcriber, request.app.state.recognizer)
 
 
 def _synthesizer(request: Request) -> Synthesizer:
@@ -38,5 +38,5 @@ def _synthesizer(request: Request) -> Synthesizer:
 BrainDep = Annotated[Brain, Depends(_brain)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 FaultsDep = Annotated[FaultInjector, Depends(_faults)]
-RecognizerDep = Annotated[Recognizer, Depends(_recognizer)]
+RecognizerDep = Annotated[Transcriber, Depends(_recognizer)]
 SynthesizerDep = Annotated[Synthesizer, Depends(_synthesizer)]

@@ -37,13 +37,16 @@ class Settings(BaseSettings):
     brain_near_edit: float = Field(default=80.0, ge=0, le=101)
     # Threads of the embedding engine (per question; the recogniser needs the other core).
     brain_threads: int = Field(default=1, ge=1, le=16)
-    # Concurrent recognitions (one pocketsphinx decoder each) and syntheses (espeak processes).
+    # Speech recognition engine: Whisper tiny.en (open vocabulary, the FAQ prompt only a light
+    # bias) or pocketsphinx (the prompt becomes its language model: hears FAQ words only).
+    recogniser: Literal["whisper", "pocketsphinx"] = "whisper"
+    # Concurrent recognitions (Whisper decodes, or pocketsphinx decoders) and syntheses (espeak).
     stt_concurrency: int = Field(default=2, ge=1, le=16)
     tts_concurrency: int = Field(default=4, ge=1, le=32)
     # Syntheses kept in memory (least recently used dropped first; 0: none): greetings and FAQ
     # answers repeat word for word, so a repeat is replayed instead of run again (~300 KB each).
     tts_cache_entries: int = Field(default=64, ge=0, le=4096)
-    # pocketsphinx hears only English; for another `language` return "" or the English attempt.
+    # The recognisers hear only English; for another `language` return "" or the English attempt.
     stt_non_english: Literal["empty", "english"] = "empty"
     # Largest accepted upload for /v1/audio/transcriptions (OpenAI's limit is 25 MB).
     max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)

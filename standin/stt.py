@@ -15,11 +15,12 @@ import re
 import tempfile
 from collections import OrderedDict
 from collections.abc import Iterator
+from typing import Protocol
 
 from pocketsphinx import Config, Decoder
 from pocketsphinx.lm import ArpaBoLM
 
-__all__ = ["HintedDecoder", "Recognizer"]
+__all__ = ["HintedDecoder", "Recognizer", "Transcriber"]
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +111,14 @@ class HintedDecoder:
         decoder.end_utt()
         hyp = decoder.hyp()
         return hyp.hypstr.strip() if hyp is not None else ""
+
+
+class Transcriber(Protocol):
+    """What the upload endpoint needs of an engine (pocketsphinx here, or Whisper)."""
+
+    async def load(self) -> None: ...
+
+    async def recognize(self, pcm16k: bytes, prompt: str | None = None) -> str: ...
 
 
 class Recognizer:

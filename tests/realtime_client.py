@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -22,6 +23,7 @@ __all__ = [
     "append",
     "chunks",
     "realtime_socket",
+    "said",
     "session_update",
     "speech_pcm",
 ]
@@ -30,9 +32,10 @@ CHUNK_MS = 50  # what the plugin sends
 
 
 def speech_pcm(text: str, voice: str = "en-us", silence_s: float = 0.4) -> bytes:
-    """espeak-ng speech as 24 kHz mono int16 with silence around it."""
+    """espeak-ng speech as 24 kHz mono int16 with silence around it, at the simulated user's
+    160 words a minute (tiny.en mishears espeak's hurried default 175 more often)."""
     raw = subprocess.run(
-        ["espeak-ng", "-v", voice, "--stdout", text], capture_output=True, check=True
+        ["espeak-ng", "-v", voice, "-s", "160", "--stdout", text], capture_output=True, check=True
     ).stdout
     out = subprocess.run(
         ["sox", "-t", "wav", "-", "-t", "raw", "-r", str(INPUT_RATE), "-e", "signed", "-b",
@@ -41,6 +44,11 @@ def speech_pcm(text: str, voice: str = "en-us", silence_s: float = 0.4) -> bytes
     ).stdout  # fmt: skip
     pad = b"\0" * int(silence_s * INPUT_RATE) * 2
     return pad + out + pad
+
+
+def said(transcript: str) -> str:
+    """The words of a transcript (Whisper writes case and punctuation, pocketsphinx does not)."""
+    return " ".join(re.findall(r"[a-z']+", transcript.lower()))
 
 
 def chunks(pcm: bytes) -> Iterator[bytes]:

@@ -1,4 +1,4 @@
-"""`POST /v1/audio/transcriptions`: pocketsphinx recognition of an uploaded audio file.
+"""`POST /v1/audio/transcriptions`: recognition of an uploaded audio file (Whisper, pocketsphinx).
 
 Only English is heard. For another `language`, STANDIN_STT_NON_ENGLISH decides: `empty`
 (default) returns "", `english` returns the English recognition attempt.

@@ -304,11 +304,10 @@ def _wav_bytes(samples: Int16Array) -> bytes:
 
 
 async def recognise(stack: Stack, samples: Int16Array, prompt: str) -> str:
-    """The stand-in's offline recogniser (pocketsphinx) on received agent audio.
+    """The stand-in's offline recogniser on received agent audio.
 
-    `prompt` is the vocabulary hint, as OpenAI's API takes it: the stand-in builds a small
-    language model from its sentences, without which its stock model rarely gets a sentence of
-    synthetic speech right.
+    `prompt` is the vocabulary hint, as OpenAI's API takes it (Whisper, the default, does not
+    use it; pocketsphinx builds a small language model from its sentences).
     """
     async with httpx.AsyncClient(timeout=120) as client:
         resp = await client.post(

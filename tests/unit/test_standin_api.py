@@ -58,7 +58,7 @@ async def http(base_url: str) -> AsyncIterator[httpx.AsyncClient]:
 
 def espeak_wav(text: str, voice: str = "en-us") -> bytes:
     return subprocess.run(
-        ["espeak-ng", "-v", voice, "--stdout", text], capture_output=True, check=True
+        ["espeak-ng", "-v", voice, "-s", "160", "--stdout", text], capture_output=True, check=True
     ).stdout
 
 

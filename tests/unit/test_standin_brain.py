@@ -15,7 +15,7 @@ from bench.understanding.dataset import load_sets
 from common.languages import get_language
 from common.metadata import Faq
 from standin.app import build_brain
-from standin.brain import Brain, Rule, decide
+from standin.brain import Brain, Rule, adds_words, decide
 from standin.embeddings import Similarities
 from standin.settings import Settings
 
@@ -181,6 +181,15 @@ def test_standin_brain_declines_faq_question_with_a_word_changed(brain: Brain) -
     reply = brain.answer(prompt(GYM), "How much is a yearly membership?")  # monthly is the FAQ
     assert reply.matched is None
     assert reply.decision.how == "near_edit"
+
+
+def test_standin_brain_answers_faq_question_with_a_function_word_misheard(brain: Brain) -> None:
+    """A recogniser's slip on a word that carries no meaning ("what's up" for "what are") is not
+    a near-miss; a changed content word still is (the test above)."""
+    assert adds_words("What's up your opening hours?", "What are your opening hours?") is False
+    assert adds_words("How much is a yearly membership?", "How much is a monthly membership?")
+    reply = brain.answer(prompt(GYM), "What's up your opening hours?")
+    assert reply.matched == GYM[0], reply.decision
 
 
 @pytest.mark.parametrize(
