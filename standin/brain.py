@@ -37,6 +37,7 @@ from common.metadata import Faq
 from common.prompt_data import parse_faq_block, parse_session_language
 
 from .embeddings import Embedder, Similarities
+from .text import visible
 
 __all__ = [
     "Brain",
@@ -122,8 +123,12 @@ def _replies_for(language: str | None) -> tuple[str, _Replies]:
 
 
 def normalize(text: str) -> str:
-    """NFKC, case-folded, punctuation dropped, whitespace collapsed."""
-    text = unicodedata.normalize("NFKC", text).casefold().replace("’", "'")
+    """For comparing wordings: NFKC, accents dropped (a recogniser or a user typing without
+    them writes "telefono" for "teléfono"), case-folded, punctuation dropped, whitespace
+    collapsed; invisible characters removed first."""
+    text = unicodedata.normalize("NFKD", visible(text).replace("’", "'"))
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    text = unicodedata.normalize("NFKC", text).casefold()
     return " ".join(_NON_WORD.sub(" ", text).split())
 
 

@@ -26,6 +26,8 @@ import numpy.typing as npt
 
 from common.metadata import Faq
 
+from .text import visible
+
 __all__ = ["CACHE_SETS", "MAX_QUERY_CHARS", "Embedder", "Similarities", "faq_passage"]
 
 logger = logging.getLogger(__name__)
@@ -39,7 +41,7 @@ Vectors = npt.NDArray[np.float32]
 
 def faq_passage(faq: Faq) -> str:
     """What a FAQ is retrieved by: its question and its answer (the answer names the facts)."""
-    return f"{faq.question} {faq.answer}"
+    return visible(f"{faq.question} {faq.answer}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +82,7 @@ class Embedder:
             return cached
         vectors = (
             self._encode([faq_passage(f) for f in faqs], False),
-            self._encode([f.question for f in faqs], True),
+            self._encode([visible(f.question) for f in faqs], True),
         )
         self._sets[key] = vectors
         self.encoded_sets += 1
@@ -95,5 +97,5 @@ class Embedder:
         with self._lock:
             self._set_threads(self._threads)
             passages, questions = self._faq_vectors(faqs)
-            query = self._encode([text[:MAX_QUERY_CHARS]], True)[0]
+            query = self._encode([visible(text)[:MAX_QUERY_CHARS]], True)[0]
         return Similarities(passages @ query, questions @ query)

@@ -187,6 +187,8 @@ def test_standin_brain_answers_faq_question_with_a_function_word_misheard(brain:
     """A recogniser's slip on a word that carries no meaning ("what's up" for "what are") is not
     a near-miss; a changed content word still is (the test above)."""
     assert adds_words("What's up your opening hours?", "What are your opening hours?") is False
+    # the request framed differently, or its first words misheard into one ("well, tell ...")
+    assert adds_words("Well, tell me your opening hours", "What are your opening hours?") is False
     assert adds_words("How much is a yearly membership?", "How much is a monthly membership?")
     reply = brain.answer(prompt(GYM), "What's up your opening hours?")
     assert reply.matched == GYM[0], reply.decision
@@ -203,3 +205,16 @@ def test_standin_brain_answers_faq_question_with_greeting_and_please(
     brain: Brain, language: str, faqs: list[Faq], question: str, index: int
 ) -> None:
     assert brain.answer(prompt(faqs, language), question).matched == faqs[index]
+
+
+def test_standin_brain_sees_through_invisible_characters_and_accents(brain: Brain) -> None:
+    """A FAQ question with a right-to-left override, a zero-width space, an emoji and a
+    combining accent (as a hostile page may send; the agent strips only control characters)
+    is still the question a user asks in plain words."""
+    shop = Faq(
+        question="\u202eWhere\u200b is \U0001f3ea the shop lo\u0301cated?[31m",
+        answer="On Main Street twelve, next to the bakery.",
+    )
+    password = Faq(question="How do I reset my password?", answer="Click forgot password.")
+    reply = brain.answer(prompt([shop, password], "pt-BR"), "Where is the shop located?")
+    assert reply.matched == shop, reply.decision
