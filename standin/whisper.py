@@ -271,7 +271,12 @@ class WhisperStream:
         if not self._open:
             self._open, self._utterance_prompt = True, self._prompt
         self._audio += pcm
-        if len(self._audio) - self._decoded_at >= self._partial_every:
+        # Twice as often in the utterance's first 2 intervals: the page's first interim words
+        # need two agreeing partials, and early decodes are short (cheap).
+        every = self._partial_every
+        if len(self._audio) < 2 * every:
+            every //= 2
+        if len(self._audio) - self._decoded_at >= every:
             text = self._engine.transcribe(bytes(self._audio), wait=False, quick=True)
             if text is not None:  # busy: keep the last partial, try again on the next chunk
                 self._partial, self._decoded_at = text, len(self._audio)
