@@ -281,7 +281,10 @@ def test_spoken_faq_question_is_transcribed_and_answered_from_the_faqs(session: 
             (t for t in session.transcripts("user") if "opening hours" in normalize(t)), None
         ),
     )
-    assert normalize(heard) == normalize(SPOKEN_QUESTION)
+    # The user's line shows what was heard: the question's words, give or take one misheard
+    # word (Whisper tiny.en on espeak-ng once heard "what's up" for "what are").
+    said, asked = normalize(heard).split(), normalize(SPOKEN_QUESTION).split()
+    assert sum(word in said for word in asked) >= len(asked) - 1, heard
     session.wait_for_agent_line("the FAQ's answer", lambda t: normalize(answer) in normalize(t))
 
     lines = page.locator('[data-role="transcript-line"]')
