@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import threading
 import time
 from typing import NamedTuple
@@ -12,6 +11,7 @@ from typing import NamedTuple
 import numpy as np
 import pytest
 
+from bench.recogniser import render
 from standin.whisper import (
     FINAL_MIN_WINDOW_S,
     WHISPER_BIAS,
@@ -37,15 +37,9 @@ FAQ_TOPIC_WORDS = {
 
 def speech(text: str, voice: str = "en-us") -> bytes:
     """espeak-ng speech as 16 kHz mono int16 PCM, the same on every run (sox's dither off:
-    its random noise alone flips some of tiny.en's words from run to run)."""
-    wav = subprocess.run(
-        ["espeak-ng", "-v", voice, "-s", "160", "--stdout", text], capture_output=True, check=True
-    ).stdout
-    return subprocess.run(
-        ["sox", "-D", "-t", "wav", "-", "-t", "raw", "-r", str(RATE), "-c", "1", "-b", "16",
-         "-e", "signed", "-"],
-        input=wav, capture_output=True, check=True,
-    ).stdout  # fmt: skip
+    its random noise alone flips some of tiny.en's words from run to run): the recogniser
+    benchmark's rendering."""
+    return render(text, voice)
 
 
 class _Segment(NamedTuple):
