@@ -21,7 +21,7 @@ from .settings import Settings, get_settings
 from .stt import Recognizer, Transcriber
 from .timing import TimingMiddleware
 from .tts import Synthesizer
-from .whisper import WHISPER_BIAS, WhisperFactory, WhisperRecognizer
+from .whisper import WhisperFactory, WhisperRecognizer
 
 __all__ = ["build_brain", "create_app"]
 
@@ -71,7 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.faults = FaultInjector()
     factory: RecogniserFactory
     if settings.recogniser == "whisper":
-        factory = WhisperFactory(settings.stt_concurrency, WHISPER_BIAS)
+        factory = WhisperFactory(settings.stt_concurrency, settings.whisper_bias)
     else:
         factory = PocketsphinxFactory(settings.stt_concurrency)
     app.state.recogniser_factory = factory

@@ -8,7 +8,9 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "get_settings"]
+__all__ = ["Bias", "Settings", "get_settings"]
+
+Bias = Literal["none", "prompt", "hotwords"]
 
 
 class Settings(BaseSettings):
@@ -40,6 +42,9 @@ class Settings(BaseSettings):
     # Speech recognition engine: Whisper tiny.en (open vocabulary, the FAQ prompt only a light
     # bias) or pocketsphinx (the prompt becomes its language model: hears FAQ words only).
     recogniser: Literal["whisper", "pocketsphinx"] = "whisper"
+    # How the request's prompt (the agent sends the FAQ questions) steers Whisper: not at all,
+    # as text before the transcript, or as hotwords (docs/standin.md has the measurements).
+    whisper_bias: Bias = "none"
     # Concurrent recognitions (Whisper decodes, or pocketsphinx decoders) and syntheses (espeak).
     stt_concurrency: int = Field(default=2, ge=1, le=16)
     tts_concurrency: int = Field(default=4, ge=1, le=32)

