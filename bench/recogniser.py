@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from devstack.sample_faqs import HOURS, LOCATION, PASSWORD, PAYMENT, SHIPPING
+from standin.settings import Settings as StandinSettings
 from standin.stt import HintedDecoder
 from standin.whisper import (
     FINAL_MIN_WINDOW_S,
@@ -38,6 +39,8 @@ from standin.whisper import (
 
 from .harness import start_run
 
+# The stand-in's own default, whatever the environment says.
+DEFAULT_BIAS: Bias = StandinSettings.model_fields["whisper_bias"].default
 logger = logging.getLogger("bench.recogniser")
 
 RATE = 16000
@@ -176,9 +179,9 @@ def main(argv: list[str] | None = None) -> None:
 
         return recognise
 
-    def whisper_streamed(floor: float | None) -> Callable[[bytes, str | None], str]:
+    def whisper_streamed(bias: Bias, floor: float | None) -> Callable[[bytes, str | None], str]:
         def recognise(pcm: bytes, prompt: str | None) -> str:
-            engine.bias, engine.final_window_floor_s = "none", floor
+            engine.bias, engine.final_window_floor_s = bias, floor
             return streamed(engine, pcm, prompt)
 
         return recognise
@@ -199,8 +202,12 @@ def main(argv: list[str] | None = None) -> None:
         "whisper+initial_prompt": (whisper("prompt"), PROMPT),
         "whisper+hotwords": (whisper("hotwords"), PROMPT),
         "whisper+hotwords (FAQ word list)": (whisper("hotwords"), FAQ_WORD_LIST),
-        "whisper streamed, full-window final (before)": (whisper_streamed(None), None),
-        "whisper streamed (partials + final)": (whisper_streamed(FINAL_MIN_WINDOW_S), None),
+        "whisper streamed, full-window final (before)": (whisper_streamed("none", None), None),
+        # As the stand-in serves the agent: its default bias, the agent's prompt.
+        "whisper streamed (partials + final)": (
+            whisper_streamed(DEFAULT_BIAS, FINAL_MIN_WINDOW_S),
+            PROMPT,
+        ),
     }
     configs = {name: c for name, c in configs.items() if run.args.only in name}
     rows: list[dict[str, Any]] = []

@@ -195,10 +195,10 @@ def test_whisper_drops_a_repetition_loop(engine: WhisperEngine) -> None:
 
 
 def test_whisper_with_the_faq_prompt_hears_an_faq_question_and_adds_no_faq_words() -> None:
-    """The stand-in's default bias (`STANDIN_WHISPER_BIAS`): with the FAQ questions as the
-    prompt, tiny.en loops on some FAQ questions ("Share your password? Share your
-    password? ...") and slips FAQ words into other questions; without it, neither happens
-    (bench/recogniser.py)."""
+    """The stand-in's default bias (`STANDIN_WHISPER_BIAS`, the FAQ questions as the prompt)
+    neither loops on an FAQ question (tiny.en did, "Share your password? Share your
+    password? ...", on faster-whisper's full 30 s window) nor slips FAQ words into a question
+    that lacks them (pocketsphinx did, with the FAQ questions as its language model)."""
     engine = WhisperEngine(concurrency=1, bias=Settings(_env_file=None).whisper_bias)  # type: ignore[call-arg]
     faq = "Where is the shop located?"
     heard_faq = engine.transcribe(speech(faq, "en-us+f3"), FAQ_PROMPT) or ""
