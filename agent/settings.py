@@ -20,9 +20,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
 
-from common.validation import describe_settings_error
+from common.validation import DOTENV_SETTINGS, describe_settings_error
 
 __all__ = [
     "PLACEHOLDER_API_KEY",
@@ -52,13 +52,7 @@ class SettingsError(RuntimeError):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_file=".env",
-        env_file_encoding="utf-8",
-        env_ignore_empty=True,
-        extra="ignore",
-        case_sensitive=False,
-    )
+    model_config = DOTENV_SETTINGS
 
     # The worker itself (the SDK reads LIVEKIT_URL / KEY / SECRET; they are passed explicitly).
     livekit_url: str = Field(default="ws://127.0.0.1:7880", min_length=1)

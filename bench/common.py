@@ -23,11 +23,14 @@ from typing import Any
 import psutil
 from livekit import rtc
 
+from common.machine import cpu_model
 from common.metadata import Faq
 from common.protocol import is_agent_identity
 from devstack.livekit_server import LIVEKIT_SERVER_VERSION
 from devstack.sample_faqs import SAMPLE_FAQS
 from simuser import SimulatedUser, Stamp
+
+from .periodic import Periodic
 
 __all__ = [
     "ATTRIBUTE_AGENT_STATE",
@@ -83,16 +86,6 @@ def base_parser(description: str) -> argparse.ArgumentParser:
 # ---- machine and versions ---------------------------------------------------------------------
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def _version(dist: str) -> str | None:
     try:
         return metadata.version(dist)
@@ -132,7 +125,7 @@ def machine_info() -> dict[str, Any]:
         **git_state(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "nproc": os.cpu_count(),
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
         "platform": platform.platform(),
         "python": platform.python_version(),
@@ -334,7 +327,7 @@ class TreeSample:
     processes: int
 
 
-class ProcessTreeSampler:
+class ProcessTreeSampler(Periodic):
     """CPU seconds and memory of a process and all its descendants, sampled off the loop.
 
     CPU time of processes that exit between samples is kept at its last sampled value, so job
@@ -342,11 +335,10 @@ class ProcessTreeSampler:
     """
 
     def __init__(self, pid: int, interval: float = 1.0) -> None:
+        super().__init__(interval)
         self.root = psutil.Process(pid)
-        self.interval = interval
         self.samples: list[TreeSample] = []
         self._cpu_by_pid: dict[int, float] = {}
-        self._task: asyncio.Task[None] | None = None
 
     def sample_now(self) -> TreeSample:
         try:
@@ -370,19 +362,12 @@ class ProcessTreeSampler:
         self.samples.append(sample)
         return sample
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.to_thread(self.sample_now)
-            await asyncio.sleep(self.interval)
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="tree-sampler")
+    def tick(self) -> TreeSample:
+        return self.sample_now()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        """Stops sampling, then takes a last sample (the window's end)."""
+        await super().stop()
         await asyncio.to_thread(self.sample_now)
 
     def window(self, start: float, end: float) -> list[TreeSample]:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 import psutil
 
+from .periodic import Periodic
+
 __all__ = ["TreeMeter", "TreeReading", "TreeSampler", "role_of"]
 
 
@@ -115,14 +117,13 @@ class TreeMeter:
         return out
 
 
-class TreeSampler:
+class TreeSampler(Periodic):
     """Reads several trees every `interval` seconds, off the event loop, while running."""
 
     def __init__(self, meters: Sequence[TreeMeter], interval: float = 2.0) -> None:
+        super().__init__(interval)
         self.meters = list(meters)
-        self.interval = interval
         self.readings: dict[str, list[TreeReading]] = {m.name: [] for m in self.meters}
-        self._task: asyncio.Task[None] | None = None
 
     def read_all(self) -> dict[str, TreeReading]:
         now = {m.name: m.read() for m in self.meters}
@@ -133,19 +134,8 @@ class TreeSampler:
     async def snapshot(self) -> dict[str, TreeReading]:
         return await asyncio.to_thread(self.read_all)
 
-    async def _run(self) -> None:
-        while True:
-            await self.snapshot()
-            await asyncio.sleep(self.interval)
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="tree-sampler")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+    def tick(self) -> dict[str, TreeReading]:
+        return self.read_all()
 
     def window(self, name: str, start: float, end: float) -> list[TreeReading]:
         return [r for r in self.readings[name] if start <= r.at <= end]

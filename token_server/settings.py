@@ -12,9 +12,9 @@ from functools import lru_cache
 from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode
 
-from common.validation import describe_settings_error
+from common.validation import DOTENV_SETTINGS, describe_settings_error
 
 __all__ = [
     "DEFAULT_ROOM_PREFIX",
@@ -38,13 +38,7 @@ class SettingsError(RuntimeError):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_file=".env",
-        env_file_encoding="utf-8",
-        env_ignore_empty=True,
-        extra="ignore",
-        case_sensitive=False,
-    )
+    model_config = DOTENV_SETTINGS
 
     livekit_url: str = Field(default="ws://127.0.0.1:7880", min_length=1)
     livekit_api_key: str = Field(min_length=1)
