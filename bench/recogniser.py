@@ -135,7 +135,7 @@ def streamed(engine: WhisperEngine, pcm: bytes, prompt: str | None, chunk_ms: in
 
 def options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--voices", default="en-us+f3,en-gb-x-rp", help="espeak-ng voices, comma-separated"
+        "--voices", default="en-us+f3,en-gb-x-rp,en-us+m7", help="espeak-ng voices, comma-separated"
     )
     parser.add_argument("--threads", type=int, default=2, help="CTranslate2 threads (cores)")
     parser.add_argument(

