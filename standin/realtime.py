@@ -407,6 +407,7 @@ class TranscriptionSession:
                        "param": None, "event_id": None},
             )  # fmt: skip
             return
+        logger.debug("realtime: %s completed after %d ms of audio: %r", item_id, duration_ms, text)
         await self._emit(
             "conversation.item.input_audio_transcription.completed",
             item_id=item_id,

@@ -43,9 +43,10 @@ class Settings(BaseSettings):
     # bias) or pocketsphinx (the prompt becomes its language model: hears FAQ words only).
     recogniser: Literal["whisper", "pocketsphinx"] = "whisper"
     # How the request's prompt (the agent sends the FAQ questions) steers Whisper: not at all,
-    # as text before the transcript, or as hotwords. The prompt: fewer misheard FAQ words and no
-    # FAQ word heard that was not said (`make bench-recogniser`, docs/standin.md).
-    whisper_bias: Bias = "prompt"
+    # as text before the transcript, or as hotwords. Not by default: with the prompt, tiny.en
+    # repeats a question that is word for word a line of the prompt, in the streamed path
+    # ("What are your opening hours? What are your opening hours? ..."; docs/standin.md).
+    whisper_bias: Bias = "none"
     # Concurrent recognitions (Whisper decodes, or pocketsphinx decoders) and syntheses (espeak).
     stt_concurrency: int = Field(default=2, ge=1, le=16)
     tts_concurrency: int = Field(default=4, ge=1, le=32)

@@ -209,9 +209,13 @@ class WhisperEngine:
         """The segments' text, without those Whisper doubts or repeats itself in."""
         kept: list[str] = []
         for seg in segments:
-            if seg.no_speech_prob > NO_SPEECH_PROB and seg.avg_logprob < NO_SPEECH_LOGPROB:
-                continue
-            if seg.avg_logprob < MIN_AVG_LOGPROB or seg.compression_ratio > MAX_COMPRESSION_RATIO:
+            doubted = seg.no_speech_prob > NO_SPEECH_PROB and seg.avg_logprob < NO_SPEECH_LOGPROB
+            if (
+                doubted
+                or seg.avg_logprob < MIN_AVG_LOGPROB
+                or seg.compression_ratio > MAX_COMPRESSION_RATIO
+            ):
+                logger.debug("Whisper segment dropped: %r (%s)", seg.text[:80], seg)
                 continue
             kept.append(seg.text.strip())
         return " ".join(t for t in kept if t)
