@@ -17,6 +17,7 @@ limit, CORS and error handlers meet real sockets:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -158,7 +159,10 @@ async def test_raw_http_abuse_never_gets_a_5xx(stack: Stack) -> None:
             answers.append(await asyncio.wait_for(_read_response(reader), timeout=10))
         finally:
             writer.close()
-            await writer.wait_closed()
+            # The server closes with our unread bytes in its buffer (the body it refused, the
+            # rest of a header): its kernel answers with a reset, after the response was read.
+            with contextlib.suppress(ConnectionResetError):
+                await writer.wait_closed()
     declared, big_header, garbage = answers
     assert declared.startswith(b"HTTP/1.1 413 "), declared[:200]
     assert b'"detail"' in declared
