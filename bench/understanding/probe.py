@@ -155,7 +155,7 @@ def signals(embed: Embed, sets: Sequence[FaqSet], split: Split | None) -> dict[s
 # against how close the FAQ sits to the set's other questions (a "hub" attracts everything),
 # against the question's mean over the set, and the mean of the two views.
 NORMALISATIONS: dict[str, Callable[[Floats, Floats, Floats, Floats], Floats]] = {
-    "raw (shipped)": lambda qa, q, own, hub: qa,
+    "raw (the brain's score)": lambda qa, q, own, hub: qa,
     "minus own question's score": lambda qa, q, own, hub: qa - own,
     "over own question's score": lambda qa, q, own, hub: qa / own,
     "minus hubness": lambda qa, q, own, hub: qa - hub,
@@ -179,8 +179,9 @@ def normalisations(embed: Embed, sets: Sequence[FaqSet]) -> dict[str, object]:
         for item in faq_set.items:
             query = embed([item.text], True)[0].astype(np.float64)
             expect = ids.index(item.expect) if item.expect is not None else None
+            qa, q = passages @ query, questions @ query
             for name, rescale in NORMALISATIONS.items():
-                values = rescale(passages @ query, questions @ query, own, hub)
+                values = rescale(qa, q, own, hub)
                 scored[name].append((item.split, item.kind.value, expect, values))
 
     def run(
